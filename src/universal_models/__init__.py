@@ -1,0 +1,41 @@
+"""universal-models: Keras 3 models for dense prediction on images and sequences.
+
+Importing this package picks a Keras backend if you have not (see
+:func:`backend`), then exposes the model factory:
+
+>>> import universal_models as um
+>>> model, height, width = um.get_model("unet", 128, 128, 3, n_classes=2)
+"""
+
+from __future__ import annotations
+
+from ._backend_select import select_backend as _select_backend
+
+_select_backend()
+
+import keras  # noqa: E402  (must follow the backend choice)
+
+from .registry import ModelInfo, get_model, list_models, model_options, register_model  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def backend() -> str:
+    """The active Keras backend: ``"torch"``, ``"jax"`` or ``"tensorflow"``.
+
+    Chosen at import time: ``KERAS_BACKEND`` if set, else the backend in
+    ``keras.json`` if that backend is installed, else the first installed of
+    torch, jax, tensorflow.
+    """
+    return keras.config.backend()
+
+
+__all__ = [
+    "ModelInfo",
+    "__version__",
+    "backend",
+    "get_model",
+    "list_models",
+    "model_options",
+    "register_model",
+]

@@ -1,0 +1,3 @@
+"""All model families; importing this module registers every model."""
+
+from . import segmentation  # noqa: F401

@@ -1,0 +1,189 @@
+"""Model registry: name -> builder, with kind and a one-line description.
+
+Builders register themselves with :func:`register_model` when their module is
+imported; :func:`get_model` validates the common arguments and the options
+before it calls the builder, so that every model reports bad input the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+#: The kinds of models in the registry.
+KINDS = ("segmentation", "recurrent", "ladder")
+
+# Modules whose import registers models. Imported on first use of the registry
+# so that ``import universal_models`` stays cheap and free of import cycles.
+_MODEL_MODULES = ("universal_models.models",)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What :func:`list_models` reports about one model."""
+
+    name: str
+    kind: str
+    description: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: ModelInfo
+    builder: Callable[..., Any]
+    options: dict[str, inspect.Parameter] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_loaded = False
+
+
+def register_model(name: str, kind: str, description: str) -> Callable:
+    """Class or function decorator that adds a model builder to the registry.
+
+    The builder takes ``(input_height, input_width, input_channels, n_classes)``
+    positionally and its options as keyword-only arguments, and returns
+    ``(model, output_height, output_width)``.
+
+    Example:
+        >>> @register_model("tiny", "segmentation", "A tiny example.")
+        ... def build_tiny(input_height, input_width, input_channels, n_classes, *, filters=8):
+        ...     ...
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+    def decorator(builder: Callable) -> Callable:
+        if name in _REGISTRY and _REGISTRY[name].builder is not builder:
+            raise ValueError(f"a model named {name!r} is already registered")
+        parameters = inspect.signature(builder).parameters
+        options = {
+            key: value
+            for key, value in parameters.items()
+            if value.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+        _REGISTRY[name] = _Entry(ModelInfo(name, kind, description), builder, options)
+        return builder
+
+    return decorator
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        for module in _MODEL_MODULES:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def list_models(kind: str | None = None) -> list[ModelInfo]:
+    """All registered models, sorted by kind then name.
+
+    Args:
+        kind: only models of this kind (``"segmentation"``, ``"recurrent"`` or
+            ``"ladder"``); all models when ``None``.
+
+    Example:
+        >>> [m.name for m in list_models("segmentation")][:3]
+        ['fcn16', 'fcn32', 'fcn8']
+    """
+    _ensure_loaded()
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
+    infos = [entry.info for entry in _REGISTRY.values()]
+    if kind is not None:
+        infos = [info for info in infos if info.kind == kind]
+    return sorted(infos, key=lambda info: (KINDS.index(info.kind), info.name))
+
+
+def model_options(name: str) -> dict[str, Any]:
+    """The options of model ``name`` with their defaults."""
+    entry = _lookup(name)
+    return {key: parameter.default for key, parameter in entry.options.items()}
+
+
+def _lookup(name: str) -> _Entry:
+    _ensure_loaded()
+    if not isinstance(name, str):
+        raise ValueError(f"model name must be a string, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"Unknown model {name!r}.{hint} Available models: "
+        f"{', '.join(sorted(_REGISTRY))} (see universal_models.list_models())."
+    )
+
+
+def _check_size(argument: str, value: Any, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed = "a positive integer or None" if allow_none else "a positive integer"
+        raise ValueError(f"{argument} must be {allowed}, got {value!r}.")
+
+
+def get_model(
+    name: str,
+    input_height: int | None,
+    input_width: int | None,
+    input_channels: int,
+    n_classes: int,
+    **options: Any,
+) -> tuple[Any, int | None, int | None]:
+    """Build a registered model.
+
+    Args:
+        name: model name, see :func:`list_models` (case-insensitive).
+        input_height: image height in pixels, or ``None`` for a model that takes
+            any height at call time (segmentation and recurrent models).
+        input_width: image width in pixels, or ``None`` (as ``input_height``).
+        input_channels: channels of the input image (1 greyscale, 3 RGB, or any
+            number of stacked images).
+        n_classes: number of output classes. ``1`` gives one sigmoid channel
+            (binary masks, greyscale frames), otherwise a softmax over the
+            classes.
+        **options: model-specific options; see the builder's docstring or
+            :func:`model_options`.
+
+    Returns:
+        ``(model, output_height, output_width)``: a ``keras.Model`` and the
+        spatial size of its output (equal to the input size for dense models,
+        ``None`` where the input size is ``None``).
+
+    Raises:
+        ValueError: unknown model name (the message names the closest ones),
+            sizes or class counts that are not positive integers, an input
+            smaller than the model's minimum, or an unknown option.
+
+    Example:
+        >>> model, height, width = get_model("unet", 100, 76, 1, 3, base_filters=16)
+        >>> (height, width)
+        (100, 76)
+    """
+    entry = _lookup(name)
+    _check_size("input_height", input_height, allow_none=True)
+    _check_size("input_width", input_width, allow_none=True)
+    _check_size("input_channels", input_channels, allow_none=False)
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
+        raise ValueError(
+            f"n_classes must be an integer >= 1 (1 for a binary mask or a greyscale "
+            f"frame, else the number of classes including background), got {n_classes!r}."
+        )
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        messages = []
+        for option in unknown:
+            close = difflib.get_close_matches(option, list(entry.options), n=1)
+            messages.append(f"{option!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        valid = ", ".join(sorted(entry.options)) or "none"
+        raise ValueError(
+            f"Unknown option{'s' if len(unknown) > 1 else ''} for model {entry.info.name!r}: "
+            f"{', '.join(messages)}. Valid options: {valid}."
+        )
+    return entry.builder(input_height, input_width, input_channels, n_classes, **options)

@@ -1,0 +1,38 @@
+"""Shared fixtures. The backend comes from KERAS_BACKEND (CI runs each backend in
+its own pytest process); without it, universal_models picks one on import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import universal_models  # noqa: F401  (chooses the backend before keras is imported)
+import keras
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend {keras.config.backend()}"
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data``; skips the test when it is not there (a user's clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (only present on the project's machines)")
+    return SHARED_DATA
+
+
+def backend_name() -> str:
+    return keras.config.backend()

@@ -1,0 +1,30 @@
+"""Small data helpers shared by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _box_blur(field: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a (2 radius + 1)^2 window along the two last axes (edge padded)."""
+    size = 2 * radius + 1
+    padded = np.pad(field, ((0, 0), (radius, radius), (radius, radius)), mode="edge")
+    height, width = field.shape[1:]
+    return sum(padded[:, i : i + height, j : j + width] for i in range(size) for j in range(size)) / size**2
+
+
+def threshold_batch(batch, height, width, channels, n_classes, seed=0, blob_radius=2):
+    """A fixed, learnable segmentation batch.
+
+    Labels are blobs: a smoothed random field cut into ``max(n_classes, 2)``
+    equally frequent levels; ``blob_radius`` sets their size. The first image channel is the label's grey level
+    plus noise, the other channels are noise, so a network has to denoise and
+    find the blobs. Returns ``(images float32, labels int32 (b, h, w))``.
+    """
+    rng = np.random.default_rng(seed)
+    field = _box_blur(_box_blur(rng.random((batch, height, width)), blob_radius), blob_radius)
+    levels = np.quantile(field, np.linspace(0, 1, max(n_classes, 2) + 1)[1:-1])
+    labels = np.digitize(field, levels).astype("int32")
+    images = rng.normal(0.0, 0.25, (batch, height, width, channels)).astype("float32")
+    images[..., 0] += labels / max(n_classes - 1, 1)
+    return images, labels

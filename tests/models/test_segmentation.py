@@ -1,0 +1,87 @@
+"""Every segmentation model through the shared tests, plus paper-size checks."""
+
+from __future__ import annotations
+
+import pytest
+
+import universal_models as um
+
+from .base import ModelTest
+
+
+class TestTestNet(ModelTest):
+    name = "testnet"
+    options = {"base_filters": 8}
+    min_size = 8
+
+
+class TestUNet(ModelTest):
+    name = "unet"
+    options = {"base_filters": 8}
+    min_size = 16
+
+
+class TestUNetBilinear(ModelTest):
+    name = "unet"
+    options = {"base_filters": 8, "upsampling": "bilinear", "dropout": 0.2}
+    min_size = 16
+
+
+class TestUNetShallow(ModelTest):
+    name = "unet_shallow"
+    options = {"base_filters": 8}
+    min_size = 8
+
+
+class TestSegNet(ModelTest):
+    name = "segnet"
+    options = {"base_filters": 8}
+    min_size = 32
+    learning_rate = 1e-2
+
+
+class TestSegNetShallow(ModelTest):
+    name = "segnet_shallow"
+    options = {"base_filters": 8}
+    min_size = 8
+    learning_rate = 1e-2
+
+
+class TestFCN32(ModelTest):
+    name = "fcn32"
+    options = {"base_filters": 4, "fc_filters": 32, "dropout": 0.0}
+    min_size = 32
+    learning_rate = 1e-2
+    learn_size = 128
+    blob_radius = 16
+
+
+class TestFCN16(ModelTest):
+    name = "fcn16"
+    options = {"base_filters": 4, "fc_filters": 32, "dropout": 0.0}
+    min_size = 32
+    learning_rate = 1e-2
+    learn_size = 64
+    blob_radius = 10
+
+
+class TestFCN8(ModelTest):
+    name = "fcn8"
+    options = {"base_filters": 4, "fc_filters": 32, "dropout": 0.0}
+    min_size = 32
+    learning_rate = 1e-2
+    learn_size = 64
+    blob_radius = 10
+
+
+# Parameter counts of the paper-size models, with the papers' own figures:
+# U-Net about 31 M (Ronneberger et al.), SegNet 29.5 M (Badrinarayanan et al.,
+# table 6), FCN-VGG16 134 M (Long et al., table 1). Exact counts depend on
+# n_classes and on our batch norm; the paper figures are within 1 %.
+@pytest.mark.parametrize(
+    "name,paper_params",
+    [("unet", 31.0e6), ("segnet", 29.5e6), ("fcn8", 134e6)],
+)
+def test_paper_sized_defaults(name, paper_params):
+    model, _, _ = um.get_model(name, 64, 64, 3, 2)
+    assert abs(model.count_params() - paper_params) / paper_params < 0.01, model.count_params()
