@@ -35,14 +35,14 @@ class TestUNetShallow(ModelTest):
 
 class TestSegNet(ModelTest):
     name = "segnet"
-    options = {"base_filters": 8}
+    options = {"base_filters": 16}
     min_size = 32
     learning_rate = 1e-2
 
 
 class TestSegNetShallow(ModelTest):
     name = "segnet_shallow"
-    options = {"base_filters": 8}
+    options = {"base_filters": 16}
     min_size = 8
     learning_rate = 1e-2
 
