@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Create (or refresh) one virtual environment per Keras backend, with the package installed
+# editable plus its test tools:  .venv-torch  .venv-jax  .venv-tensorflow
+# Usage: bash scripts/setup.sh [torch] [jax] [tensorflow]      (default: torch)
+# An environment is rebuilt only when pyproject.toml changed since it was made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+python=${PYTHON:-python3}
+backends=("$@")
+[ ${#backends[@]} -gt 0 ] || backends=(torch)
+stamp=$(sha256sum pyproject.toml | cut -c1-16)
+
+setup_one() {
+    local backend=$1 extras
+    case $backend in
+        torch) extras="torch,onnx,dev" ;;
+        jax) extras="jax,dev" ;;
+        tensorflow) extras="tensorflow,dev" ;;
+        *) echo "unknown backend '$backend' (use torch, jax or tensorflow)" >&2; return 2 ;;
+    esac
+    local venv="$root/.venv-$backend"
+    if [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$stamp" ]; then
+        echo "[$backend] environment up to date: $venv"
+        return 0
+    fi
+    echo "[$backend] creating $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -e "$root[$extras]"
+    echo "$stamp" > "$venv/.stamp"
+    echo "[$backend] ready: $("$venv/bin/python" -c 'import keras; print("keras", keras.__version__)')"
+}
+
+pids=()
+for backend in "${backends[@]}"; do
+    setup_one "$backend" > >(sed "s/^/[setup $backend] /") 2>&1 &
+    pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+exit $status
