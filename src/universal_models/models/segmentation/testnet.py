@@ -23,7 +23,7 @@ def build_testnet(
     Three encoder blocks (3x3 Conv-BatchNorm-ReLU, 2x2 max pooling) with
     ``base_filters``, twice and four times as many filters, then three decoder
     blocks (2x nearest upsampling, 3x3 Conv-BatchNorm-ReLU) back to full
-    resolution, and a 1x1 classifier. About 0.1 M parameters by default.
+    resolution, and a 1x1 classifier. About 84 k parameters by default.
 
     Args:
         input_height, input_width: image size (>= 8; other sizes are padded

@@ -132,7 +132,7 @@ def build_unet_shallow(
     upsampling: str = "transpose",
     output_activation: str | None = "auto",
 ):
-    """The U-Net idea with fewer levels and filters (about 0.47 M parameters
+    """The U-Net idea with fewer levels and filters (about 0.48 M parameters
     against 31 M), for simple tasks and small data.
 
     Same layers and options as :func:`build_unet`; only the defaults differ
