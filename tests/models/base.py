@@ -72,6 +72,11 @@ class ModelTest:
         with pytest.raises(ValueError, match="Unknown option"):
             self.build(32, 32, 1, 2, not_an_option=3)
 
+    def test_wrong_channel_count_says_how_to_fix_it(self):
+        model, _, _ = self.build(32, 32, 3, 2)
+        with pytest.raises(ValueError, match=r"built for 3-channel images.*build the model with input_channels=1"):
+            model.predict(np.zeros((1, 32, 32, 1), "float32"), verbose=0)
+
     def test_no_lambda_layers(self):
         model, _, _ = self.build(32, 32, 1, 2)
         assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)

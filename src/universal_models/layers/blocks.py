@@ -11,6 +11,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from .checks import InputGuard
 from .spatial import CropToMatch, PadToMultiple
 
 #: Activations accepted for ``output_activation``; "auto" picks by n_classes.
@@ -91,8 +92,9 @@ def check_min_size(model_name: str, input_height, input_width, minimum: int, rea
 
 
 def padded_input(input_height, input_width, input_channels: int, multiple: int, *, name: str = "image",
-                 batch_size: int | None = None, timesteps: int | None = None, sequence: bool = False):
-    """An ``Input`` and the tensor padded to a multiple of ``multiple``.
+                 batch_size: int | None = None, timesteps: int | None = None, sequence: bool = False,
+                 model_name: str = "this model"):
+    """An ``Input``, checked by :class:`InputGuard`, and padded to a multiple of ``multiple``.
 
     Returns ``(inputs, tensor, needs_crop)``; when the size is known and already
     a multiple, no padding layer is added and ``needs_crop`` is False.
@@ -104,10 +106,11 @@ def padded_input(input_height, input_width, input_channels: int, multiple: int, 
         inputs = keras.Input(batch_shape=(batch_size,) + shape, name=name)
     else:
         inputs = keras.Input(shape=shape, name=name)
+    tensor = InputGuard(input_channels, rank=len(shape) + 1, model_name=model_name, name="input_guard")(inputs)
     aligned = all(size is not None and size % multiple == 0 for size in (input_height, input_width))
     if aligned:
-        return inputs, inputs, False
-    return inputs, PadToMultiple(multiple, name="pad_to_multiple")(inputs), True
+        return inputs, tensor, False
+    return inputs, PadToMultiple(multiple, name="pad_to_multiple")(tensor), True
 
 
 def restore_size(tensor, inputs, needs_crop: bool):

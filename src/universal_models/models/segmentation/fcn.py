@@ -41,7 +41,7 @@ def _fcn(stride: int, input_height, input_width, input_channels, n_classes, *, b
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     check_min_size(name, input_height, input_width, 32, "its VGG16 backbone max-pools 5 times")
 
-    inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, 32)
+    inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, 32, model_name=name)
     pools = []
     for block, (filters, n_convs) in enumerate(zip(_block_filters(base_filters, 5), VGG16_CONVS), start=1):
         tensor = conv_stack(tensor, filters, n_convs, name=f"block{block}", batch_norm=batch_norm)

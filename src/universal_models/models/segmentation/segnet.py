@@ -28,7 +28,7 @@ def _segnet(name, input_height, input_width, input_channels, n_classes, *, base_
     filters = _block_filters(base_filters, n_blocks)
     convs = VGG16_CONVS[:n_blocks]
 
-    inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, factor)
+    inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, factor, model_name=name)
     indices = []
     for block in range(n_blocks):
         tensor = conv_stack(tensor, filters[block], convs[block], name=f"encoder{block + 1}")

@@ -39,7 +39,7 @@ def build_testnet(
     if not isinstance(base_filters, int) or base_filters < 1:
         raise ValueError(f"base_filters must be an integer >= 1, got {base_filters!r}")
     check_min_size("testnet", input_height, input_width, 8, "it halves the resolution 3 times")
-    inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, 8)
+    inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, 8, model_name="testnet")
     widths = [base_filters, base_filters * 2, base_filters * 4]
     for block, filters in enumerate(widths, start=1):
         tensor = conv_stack(tensor, filters, 1, name=f"encoder{block}")

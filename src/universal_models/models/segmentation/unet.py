@@ -35,7 +35,7 @@ def _unet(
     factor = 2**depth
     check_min_size(name, input_height, input_width, factor, f"it halves the resolution {depth} times")
 
-    inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, factor)
+    inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, factor, model_name=name)
     skips = []
     for level in range(depth):
         tensor = conv_stack(tensor, base_filters * 2**level, 2, name=f"encoder{level + 1}", batch_norm=batch_norm)
