@@ -16,6 +16,7 @@ _select_backend()
 import keras  # noqa: E402  (must follow the backend choice)
 
 from .registry import ModelInfo, get_model, list_models, model_options, register_model  # noqa: E402
+from .stateful import predict_stream, reset_states, rollout, to_stateful  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -37,5 +38,9 @@ __all__ = [
     "get_model",
     "list_models",
     "model_options",
+    "predict_stream",
     "register_model",
+    "reset_states",
+    "rollout",
+    "to_stateful",
 ]

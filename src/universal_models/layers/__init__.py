@@ -1,13 +1,19 @@
 """Layers shared by several models (all registered for safe loading)."""
 
+from .depth_to_space import ICNR, DepthToSpace
 from .initializers import BilinearUpsampling
 from .pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from .spatial import CropToMatch, PadToMultiple
+from .time import FoldTime, UnfoldTime
 
 __all__ = [
     "BilinearUpsampling",
     "CropToMatch",
+    "DepthToSpace",
+    "FoldTime",
+    "ICNR",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
     "PadToMultiple",
+    "UnfoldTime",
 ]
