@@ -1,0 +1,172 @@
+"""Training runs: checkpoints, exact resume, logs, plots, scores; tiled inference and evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from universal_models.evaluation import confusion_matrix, scores_from_confusion
+from universal_models.inference import blend_window, keras_predictor, labels_from_probabilities, predict_tiled
+from universal_models.training import (
+    STATE_MEMBER,
+    TrainConfig,
+    read_checkpoint_state,
+    save_checkpoint,
+    train,
+)
+
+TINY = dict(model="testnet", model_options={"base_filters": 4}, data="shapes", n_samples=20, image_size=32,
+            patch_size=32, batch_size=8, val_split=4, steps_per_epoch=2, rotation=10.0, seed=5,
+            loss="sparse_categorical_crossentropy")
+
+
+def _config(tmp_path, name="run", **changes) -> TrainConfig:
+    return TrainConfig(**{**TINY, "output": str(tmp_path / name), **changes})
+
+
+def _weights(model) -> list[np.ndarray]:
+    return [np.asarray(keras.ops.convert_to_numpy(weight)) for weight in model.weights]
+
+
+def test_run_writes_checkpoints_log_plots_and_metrics(tmp_path):
+    result = train(_config(tmp_path, epochs=2), verbose=0)
+    folder = result.output
+    for name in ("config.json", "best.keras", "last.keras", "log.csv", "curves.png", "predictions.png",
+                 "metrics.json"):
+        assert (folder / name).is_file(), name
+    assert not [path for path in folder.iterdir() if "tmp" in path.name]  # no temporary files left
+    rows = list(csv.DictReader((folder / "log.csv").open()))
+    assert [row["epoch"] for row in rows] == ["0", "1"] and "val_loss" in rows[0]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert len(metrics["per_class"]) == 4 and 0.0 <= metrics["pixel_accuracy"] <= 1.0
+    assert metrics["n_images"] == 4 and metrics["per_class"][1]["name"] == "circle"
+    state = read_checkpoint_state(folder / "last.keras")
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    loaded = keras.saving.load_model(folder / "last.keras", safe_mode=True)  # the extra member is ignored
+    assert loaded.optimizer.iterations.numpy() == 4 if hasattr(loaded.optimizer.iterations, "numpy") else True
+
+
+def test_resumed_run_ends_with_the_same_weights(tmp_path):
+    # The reliability suite kills runs with SIGKILL; here: stop after epoch 1,
+    # resume to 3 epochs, compare with 3 uninterrupted epochs (dropout on, so
+    # the random-generator states must be restored too).
+    options = {"model": "unet", "model_options": {"base_filters": 4, "depth": 2, "dropout": 0.3}}
+    straight = train(_config(tmp_path, "straight", epochs=3, **options), verbose=0, evaluate=False)
+    train(_config(tmp_path, "resumed", epochs=1, **options), verbose=0, evaluate=False)
+    resumed = train(_config(tmp_path, "resumed", epochs=3, **options), resume=True, verbose=0, evaluate=False)
+    for expected, found in zip(_weights(straight.model), _weights(resumed.model)):
+        np.testing.assert_array_equal(found, expected)
+    assert [row["loss"] for row in resumed.history] == [row["loss"] for row in straight.history]
+    rows = list(csv.DictReader((tmp_path / "resumed" / "log.csv").open()))
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"]  # appended, no duplicate rows
+
+
+def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
+    first = train(_config(tmp_path, "a", epochs=1), verbose=0, evaluate=False)
+    second = train(_config(tmp_path, "b", epochs=1), verbose=0, evaluate=False)
+    other = train(_config(tmp_path, "c", epochs=1, seed=6), verbose=0, evaluate=False)
+    assert first.history[0]["loss"] == second.history[0]["loss"]
+    assert first.history[0]["loss"] != other.history[0]["loss"]
+
+
+@pytest.mark.backend_independent
+def test_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
+    model, _, _ = __import__("universal_models").get_model("testnet", 16, 16, 1, 2, base_filters=2)
+    path = save_checkpoint(model, tmp_path / "last.keras", {"epoch": 1})
+    before = path.read_bytes()
+
+    def broken_save(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as handle:
+            handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(model, path, {"epoch": 2})
+    assert path.read_bytes() == before  # the old checkpoint is intact
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["last.keras"]
+    with zipfile.ZipFile(path) as archive:
+        assert STATE_MEMBER in archive.namelist()
+
+
+@pytest.mark.backend_independent
+def test_run_folder_rules(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.keras").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(_config(tmp_path, epochs=1), verbose=0)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(_config(tmp_path, "empty", epochs=1), resume=True, verbose=0)
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("changes,message", [
+    (dict(model="unett"), "Did you mean 'unet'"),
+    (dict(loss="no_such_loss"), "unknown loss"),
+    (dict(epochs=0), "epochs must be"),
+    (dict(data="/no/such/folder"), "neither a folder nor a generated dataset"),
+    (dict(patch_size=[0]), "patch_size"),
+    (dict(optimizer="adamax"), "optimizer must be"),
+])
+def test_bad_settings(tmp_path, changes, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        _config(tmp_path, **changes).validate()
+
+
+def test_time_limit_stops_after_a_complete_epoch(tmp_path):
+    result = train(_config(tmp_path, epochs=50, time_limit=0.001), verbose=0, evaluate=False)
+    assert result.stopped_by_time_limit and len(result.history) == 1
+
+
+# -- inference and scores --------------------------------------------------------------------------
+def _pointwise_model(channels=2, classes=3):
+    inputs = keras.Input((None, None, channels))
+    outputs = keras.layers.Conv2D(classes, 1, activation="softmax")(inputs)
+    return keras.Model(inputs, outputs)
+
+
+def test_tiled_prediction_equals_whole_image_for_a_pointwise_model():
+    model = _pointwise_model()
+    image = np.random.default_rng(0).random((70, 53, 2)).astype("float32")
+    whole = keras.ops.convert_to_numpy(model(image[None]))[0]
+    for tile, overlap in ((32, 8), (16, 0), (128, 16)):
+        tiled = predict_tiled(keras_predictor(model), image, tile_size=tile, overlap=overlap, batch_size=3)
+        np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    sequence = np.stack([image, image[::-1, ::-1]])
+    assert predict_tiled(keras_predictor(_seq_model()), sequence, tile_size=32, overlap=4).shape == (2, 70, 53, 1)
+
+
+def _seq_model():
+    inputs = keras.Input((2, None, None, 2))
+    return keras.Model(inputs, keras.layers.Conv3D(1, 1, activation="sigmoid")(inputs))
+
+
+@pytest.mark.backend_independent
+def test_blending_window_and_label_rules():
+    window = blend_window(16, 16, 4)
+    assert window.min() > 0 and window[8, 8] == 1.0 and window[0, 0] < window[2, 2]
+    assert labels_from_probabilities(np.array([[[0.2], [0.7]]])).tolist() == [[0, 1]]
+    assert labels_from_probabilities(np.array([[[0.2, 0.5, 0.3]]])).tolist() == [[1]]
+    with pytest.raises(ValueError, match="overlap"):
+        predict_tiled(lambda batch: batch, np.zeros((8, 8, 1)), tile_size=8, overlap=8)
+
+
+@pytest.mark.backend_independent
+def test_scores_from_a_confusion_matrix():
+    truth = np.array([[0, 0, 1, 1], [2, 2, 2, 0]])
+    prediction = np.array([[0, 1, 1, 1], [2, 2, 0, 0]])
+    matrix = confusion_matrix(truth, prediction, 4)
+    assert matrix.sum() == 8 and matrix[2, 0] == 1
+    scores = scores_from_confusion(matrix, ["bg", "a", "b", "never"])
+    iou = [entry["iou"] for entry in scores["per_class"]]
+    assert iou[:3] == pytest.approx([2 / 4, 2 / 3, 2 / 3]) and iou[3] is None
+    assert scores["mean_iou"] == pytest.approx(np.mean([2 / 4, 2 / 3, 2 / 3]))
+    assert scores["per_class"][1]["dice"] == pytest.approx(0.8)
+    assert scores["pixel_accuracy"] == pytest.approx(6 / 8)
+    with pytest.raises(ValueError, match="outside"):
+        confusion_matrix(truth, prediction, 2)
