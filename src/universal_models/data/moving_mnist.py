@@ -138,7 +138,7 @@ def _shape_sprite(kind: int, size: int) -> np.ndarray:
     if kind == 1:
         return (rows - centre) ** 2 + (columns - centre) ** 2 <= (0.48 * size) ** 2
     if kind == 2:
-        margin = 0.1 * size
+        margin = 0.05 * size
         return (rows >= margin) & (rows <= size - margin) & (columns >= margin) & (columns <= size - margin)
     # Upright isosceles triangle: apex at the top centre, base along the bottom.
     return np.abs(columns - centre) <= rows / 2
