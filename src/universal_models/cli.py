@@ -2,14 +2,15 @@
 
 Run ``umodels --help`` or ``umodels SUBCOMMAND --help``. Errors in the
 arguments or the data end the command with a message that says what was wrong
-and exit code 2; an interrupted training (Ctrl-C) exits with 130 and says how
-to resume.
+and exit code 2 (set ``UMODELS_TRACEBACK=1`` to see the traceback instead); an
+interrupted training (Ctrl-C) exits with 130 and says how to resume.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -594,6 +595,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\numodels {args.command}: {interrupt or 'interrupted'}", file=sys.stderr)
         return 130
     except (UsageError, ValueError, FileNotFoundError, FileExistsError) as error:
+        if os.environ.get("UMODELS_TRACEBACK"):
+            raise
         print(f"umodels {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -27,9 +27,13 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
-def _check_channels(channels: int) -> None:
+def _check_shape_arguments(function: str, counts: dict, height: int, width: int, channels: int) -> None:
+    for name, value in {**counts, "height": height, "width": width}.items():
+        _check_positive(name, value)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}.")
+    if min(height, width) < 8:
+        raise ValueError(f"{function} needs images of at least 8 x 8 pixels, got {height} x {width}.")
 
 
 def _upsample_bilinear(coarse: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -176,11 +180,7 @@ def make_shapes(
         >>> images.shape, masks.shape, int(masks.max()) <= 3
         ((8, 64, 64, 1), (8, 64, 64), True)
     """
-    for name, value in (("n", n), ("height", height), ("width", width), ("max_shapes", max_shapes)):
-        _check_positive(name, value)
-    _check_channels(channels)
-    if min(height, width) < 8:
-        raise ValueError(f"make_shapes needs images of at least 8 x 8 pixels, got {height} x {width}.")
+    _check_shape_arguments("make_shapes", {"n": n, "max_shapes": max_shapes}, height, width, channels)
     rng = np.random.default_rng(seed)
     images = np.empty((n, height, width, channels), dtype=np.float32)
     masks = np.empty((n, height, width), dtype=np.int32)
@@ -252,12 +252,8 @@ def make_moving_shapes(
         >>> frames.shape, masks.shape
         ((2, 5, 32, 32, 1), (2, 5, 32, 32))
     """
-    for name, value in (("n", n), ("timesteps", timesteps), ("height", height), ("width", width),
-                        ("max_shapes", max_shapes)):
-        _check_positive(name, value)
-    _check_channels(channels)
-    if min(height, width) < 8:
-        raise ValueError(f"make_moving_shapes needs frames of at least 8 x 8 pixels, got {height} x {width}.")
+    _check_shape_arguments("make_moving_shapes", {"n": n, "timesteps": timesteps, "max_shapes": max_shapes},
+                           height, width, channels)
     if speed < 0:
         raise ValueError(f"speed must be >= 0 pixels per frame, got {speed!r}.")
     rng = np.random.default_rng(seed)
