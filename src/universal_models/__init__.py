@@ -17,6 +17,7 @@ import keras  # noqa: E402  (must follow the backend choice)
 
 from .registry import ModelInfo, get_model, list_models, model_options, register_model  # noqa: E402
 from .stateful import predict_stream, reset_states, rollout, to_stateful  # noqa: E402
+from . import losses, metrics  # noqa: E402  (registers every loss and metric, and their string names)
 
 __version__ = "0.1.0"
 

@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from .checks import InputGuard
+from .normalization import BatchNormalization
 from .spatial import CropToMatch, PadToMultiple
 
 #: Activations accepted for ``output_activation``; "auto" picks by n_classes.
@@ -40,7 +41,7 @@ def conv_bn_act(
         name=f"{name}_conv",
     )(tensor)
     if batch_norm:
-        tensor = layers.BatchNormalization(name=f"{name}_bn")(tensor)
+        tensor = BatchNormalization(name=f"{name}_bn")(tensor)
     if activation is not None:
         tensor = layers.Activation(activation, name=f"{name}_{activation}")(tensor)
     return tensor

@@ -9,12 +9,20 @@ the pooled value and whose ``argmax`` is the position inside the window (the
 first one on ties, as in cuDNN and PyTorch). :class:`MaxUnpooling2D` scatters
 values back with a one-hot of those positions. Indices are local to the window,
 so they stay valid whatever the batch size or image size.
+
+On the torch backend both layers take a fast path with the same inputs and
+outputs: ``torch.nn.functional.max_pool2d(return_indices=True)`` and
+``max_unpool2d`` on channels-last views, with the plane-wide indices PyTorch
+uses converted to and from the window-local ones (the generic argmax over a
+folded axis is several times slower there; see ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
 
 import keras
 from keras import ops
+
+from .fast_paths import fast_paths_enabled
 
 
 def _fold_windows(inputs, pool_size):
@@ -33,6 +41,55 @@ def _unfold_windows(tensor, pool_size):
     tensor = ops.reshape(tensor, (-1, height, width, pool_size, pool_size, channels))
     tensor = ops.transpose(tensor, (0, 1, 3, 2, 4, 5))
     return ops.reshape(tensor, (-1, height * pool_size, width * pool_size, channels))
+
+
+def _torch_fast_path(tensor) -> bool:
+    """True for a real (not symbolic) 4-D tensor on the torch backend."""
+    if keras.config.backend() != "torch" or len(tensor.shape) != 4 or not fast_paths_enabled():
+        return False
+    return getattr(getattr(tensor, "device", None), "type", "meta") != "meta"
+
+
+def _window_origins(torch, pooled_height, pooled_width, pool_size, width, device):
+    """Plane-wide index (int32) of the top-left pixel of every window, shape (h/p, w/p)."""
+    rows = torch.arange(pooled_height, dtype=torch.int32, device=device) * (pool_size * width)
+    columns = torch.arange(pooled_width, dtype=torch.int32, device=device) * pool_size
+    return rows[:, None] + columns[None, :]
+
+
+# Index arithmetic, all in int32 and in place where possible: a window position
+# (row, column) is ``row * pool_size + column`` locally and ``origin + row *
+# width + column`` in the plane, so local = offset - row * (width - pool_size)
+# and plane = origin + local + row * (width - pool_size).
+def _torch_max_pool_with_argmax(inputs, pool_size):
+    import torch
+    import torch.nn.functional as functional
+
+    channels_first = inputs.permute(0, 3, 1, 2)  # view; channels-last memory
+    pooled, plane_indices = functional.max_pool2d(channels_first, pool_size, return_indices=True)
+    width = channels_first.shape[-1]
+    origins = _window_origins(torch, pooled.shape[-2], pooled.shape[-1], pool_size, width, inputs.device)
+    offset = torch.empty_like(plane_indices, dtype=torch.int32)
+    torch.sub(plane_indices, origins, out=offset)
+    rows = torch.div(offset, width, rounding_mode="floor")
+    local = offset.sub_(rows.mul_(width - pool_size))
+    return pooled.permute(0, 2, 3, 1), local.permute(0, 2, 3, 1)
+
+
+def _torch_max_unpool(values, indices, pool_size):
+    import torch
+    import torch.nn.functional as functional
+
+    height, width = values.shape[1] * pool_size, values.shape[2] * pool_size
+    local = indices.permute(0, 3, 1, 2)
+    if local.dtype != torch.int32:
+        local = local.to(torch.int32)
+    origins = _window_origins(torch, values.shape[1], values.shape[2], pool_size, width, values.device)
+    rows = torch.div(local, pool_size, rounding_mode="floor")
+    plane_indices = (local + origins).add_(rows, alpha=width - pool_size).to(torch.int64)
+    unpooled = functional.max_unpool2d(values.permute(0, 3, 1, 2), plane_indices, pool_size,
+                                       output_size=(height, width))
+    return unpooled.permute(0, 2, 3, 1)
 
 
 @keras.saving.register_keras_serializable(package="universal_models")
@@ -55,6 +112,8 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         self.pool_size = int(pool_size)
 
     def call(self, inputs):
+        if _torch_fast_path(inputs):
+            return list(_torch_max_pool_with_argmax(inputs, self.pool_size))
         windows = _fold_windows(inputs, self.pool_size)
         pooled = ops.max(windows, axis=3)
         indices = ops.cast(ops.argmax(windows, axis=3), "int32")
@@ -93,6 +152,8 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     def call(self, inputs):
         values, indices = inputs
+        if _torch_fast_path(values):
+            return _torch_max_unpool(values, indices, self.pool_size)
         mask = ops.one_hot(indices, self.pool_size * self.pool_size, axis=3, dtype=values.dtype)
         windows = mask * ops.expand_dims(values, 3)
         return _unfold_windows(windows, self.pool_size)

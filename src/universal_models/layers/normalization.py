@@ -1,0 +1,87 @@
+"""Batch normalisation with a fused kernel on the PyTorch backend.
+
+Keras' ``BatchNormalization`` is written with backend-neutral ops: in training
+it computes the batch mean and the mean of squares, then subtracts, multiplies
+and adds, each a separate pass over the activations, forward and backward. On
+the CPU that costs as much as the convolutions of a small U-Net (measured in
+``benchmarks/README.md``, "Where the time went"). PyTorch has one fused kernel
+for the whole thing, which also works directly on the channels-last tensors
+Keras uses. :class:`BatchNormalization` is Keras' layer with the same
+arguments, weights, update rule and saved form; on the torch backend it calls
+that kernel, elsewhere (and for masked or non-float32 inputs) it is Keras'
+layer unchanged.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from .fast_paths import fast_paths_enabled
+
+
+def _fast_path_applies(layer: keras.layers.BatchNormalization, inputs, mask) -> bool:
+    if keras.config.backend() != "torch" or mask is not None or layer.synchronized or not fast_paths_enabled():
+        return False
+    rank = len(inputs.shape)
+    if rank < 2 or layer.axis not in (-1, rank - 1):
+        return False
+    if str(getattr(inputs, "dtype", "")) != "torch.float32" or layer.compute_dtype != "float32":
+        return False
+    return inputs.numel() > inputs.shape[-1]  # PyTorch needs more than one value per channel
+
+
+@keras.saving.register_keras_serializable(package="universal_models")
+class BatchNormalization(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` with PyTorch's fused kernel on the torch backend.
+
+    Batch normalisation (Ioffe and Szegedy 2015, arXiv:1502.03167) over the
+    last axis. Same arguments and defaults as Keras' layer (``momentum=0.99``,
+    ``epsilon=1e-3``), same weights (``gamma``, ``beta``, ``moving_mean``,
+    ``moving_variance``) and the same rule for the moving statistics (the
+    biased batch variance, ``moving = moving * momentum + batch * (1 -
+    momentum)``), so the two are interchangeable and give the same numbers to
+    float32 rounding (tested in ``tests/test_performance_paths.py``). On the
+    torch backend, unmasked float32 inputs normalised over the last axis go
+    through ``torch.nn.functional.batch_norm`` on a channels-last view of the
+    tensor (no copy); everything else uses Keras' implementation.
+
+    Args:
+        **kwargs: as ``keras.layers.BatchNormalization``.
+
+    Example:
+        >>> layer = BatchNormalization(name="block1_bn")
+        >>> layer(keras.ops.ones((2, 8, 8, 4)), training=True).shape
+        (2, 8, 8, 4)
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not _fast_path_applies(self, inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import torch
+        import torch.nn.functional as functional
+
+        rank = inputs.ndim
+        to_channels_first = (0, rank - 1) + tuple(range(1, rank - 1))
+        to_channels_last = (0,) + tuple(range(2, rank)) + (1,)
+        tensor = inputs.permute(to_channels_first)  # a view: NHWC memory read as channels-last NCHW
+        gamma = self.gamma.value if self.scale else None
+        beta = self.beta.value if self.center else None
+        if training and self.trainable:
+            # momentum=1 makes the "running" buffers receive this batch's mean
+            # and unbiased variance; Keras' update uses the biased variance.
+            channels = inputs.shape[-1]
+            batch_mean = torch.zeros(channels, dtype=inputs.dtype, device=inputs.device)
+            batch_variance = torch.zeros(channels, dtype=inputs.dtype, device=inputs.device)
+            outputs = functional.batch_norm(tensor, batch_mean, batch_variance, gamma, beta, True, 1.0,
+                                            self.epsilon)
+            count = inputs.numel() // channels
+            if count > 1:
+                batch_variance = batch_variance * ((count - 1) / count)
+            self.moving_mean.assign(self.moving_mean.value * self.momentum + batch_mean * (1.0 - self.momentum))
+            self.moving_variance.assign(
+                self.moving_variance.value * self.momentum + batch_variance * (1.0 - self.momentum)
+            )
+        else:
+            outputs = functional.batch_norm(tensor, self.moving_mean.value, self.moving_variance.value, gamma,
+                                            beta, False, 0.0, self.epsilon)
+        return outputs.permute(to_channels_last)

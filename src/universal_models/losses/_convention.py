@@ -1,0 +1,327 @@
+"""The input convention shared by every loss and metric of the library.
+
+One function, :func:`standardize`, turns whatever the user passes as
+``(y_true, y_pred)`` into a :class:`SegmentationInputs`: a float target with
+the same shape as the prediction and a mask of the pixels that count. Losses
+and metrics then only deal with that form.
+
+The rules (also in ``docs/losses.md``):
+
+* ``y_pred`` is channels-last, ``(batch, height, width, channels)`` for images
+  or ``(batch, time, height, width, channels)`` for sequences (any rank >= 3
+  works: everything before the last three axes is a leading index of images).
+  One channel means a sigmoid (binary) output, several channels a softmax
+  output. ``from_logits=True`` means that sigmoid/softmax still has to be
+  applied.
+* ``y_true`` is either one-hot (same shape as ``y_pred``) or integer labels
+  (``y_pred``'s shape without the channel axis, or with a channel axis of 1).
+  For a one-channel output both forms are the same: the foreground
+  probability, 0 or 1 (soft values in between are accepted).
+* ``ignore_index``: pixels whose label equals it count nowhere. With one-hot
+  targets it names a class channel, and pixels of that class are ignored.
+* The *classes* are the channels for a softmax output and
+  ``(background, foreground)`` for a one-channel output, so ``class_weights``
+  has ``max(channels, 2)`` entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from keras import ops
+
+#: Probabilities are clipped to [EPSILON, 1] before a logarithm.
+EPSILON = 1e-7
+
+
+def validate_class_weights(class_weights: Sequence[float] | None) -> tuple[float, ...] | None:
+    """Check per-class weights and normalise them to sum to 1.
+
+    Args:
+        class_weights: non-negative finite numbers with a positive sum, or ``None``.
+
+    Returns:
+        The normalised weights as a tuple of floats, or ``None``.
+
+    Raises:
+        ValueError: if a weight is negative or not finite, or all are zero.
+
+    Example:
+        >>> validate_class_weights([1, 3])
+        (0.25, 0.75)
+    """
+    if class_weights is None:
+        return None
+    try:
+        weights = np.asarray(class_weights, dtype="float64").reshape(-1)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"class_weights must be a sequence of numbers, one per class; got {class_weights!r}"
+        ) from error
+    if weights.size == 0 or not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError(
+            f"class_weights must be finite, non-negative and not all zero; got {list(class_weights)}. "
+            "Give one weight per class, e.g. [0, 1, 1] to leave the background class out."
+        )
+    return tuple(float(weight) for weight in weights / weights.sum())
+
+
+def validate_options(*, from_logits: Any, ignore_index: Any, per_image: Any) -> None:
+    """Type checks of the options every loss and metric shares.
+
+    Raises:
+        ValueError: if ``from_logits``/``per_image`` are not booleans or
+            ``ignore_index`` is not an integer or ``None``.
+    """
+    for name, value in (("from_logits", from_logits), ("per_image", per_image)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
+        raise ValueError(f"ignore_index must be an integer label (e.g. 255) or None, got {ignore_index!r}")
+
+
+def image_axes(rank: int) -> tuple[int, ...]:
+    """The pixel axes of one image: height and width (just one for rank-3 inputs)."""
+    return (-3, -2) if rank >= 4 else (-2,)
+
+
+def reduce_pixels(values, per_image: bool):
+    """Sum over pixels, keeping the class axis.
+
+    Returns ``(classes,)`` when ``per_image`` is False, else
+    ``(leading..., classes)``: one row per image (per frame for sequences).
+    """
+    rank = len(values.shape)
+    if per_image:
+        return ops.sum(values, axis=image_axes(rank))
+    return ops.sum(values, axis=tuple(range(rank - 1)))
+
+
+def safe_ratio(numerator, denominator, smooth: float = 0.0, empty_value: float = 1.0):
+    """``(numerator + smooth) / (denominator + smooth)``; ``empty_value`` where that is 0/0.
+
+    The denominator is replaced before the division too, so neither the value
+    nor its gradient is ever NaN.
+    """
+    denominator = denominator + smooth
+    nonzero = denominator > 0
+    safe = ops.where(nonzero, denominator, ops.ones_like(denominator))
+    return ops.where(nonzero, (numerator + smooth) / safe, ops.full_like(denominator, empty_value))
+
+
+def weighted_class_mean(scores, weights, present=None, empty_value: float = 0.0):
+    """Weighted mean over the last (class) axis, ``weights`` summing to 1.
+
+    With ``present`` (a 0/1 mask shaped like ``scores``) only those classes
+    count, their weights renormalised; the mean is ``empty_value`` where no
+    class is present.
+    """
+    weights = ops.convert_to_tensor(np.asarray(weights, dtype="float32"), dtype=scores.dtype)
+    if present is None:
+        return ops.sum(scores * weights, axis=-1)
+    weights = weights * present
+    return safe_ratio(ops.sum(scores * weights, axis=-1), ops.sum(weights, axis=-1), empty_value=empty_value)
+
+
+@dataclass(frozen=True)
+class SegmentationInputs:
+    """``(y_true, y_pred)`` after :func:`standardize`.
+
+    Attributes:
+        y_pred: the prediction as given (logits or probabilities), float, ``(..., C)``.
+        target: float, same shape: one-hot for ``C > 1``, foreground for ``C == 1``;
+            zero on ignored pixels.
+        valid: float ``(..., 1)``: 1 where the pixel counts, 0 where it is ignored.
+        from_logits: whether ``y_pred`` holds logits.
+    """
+
+    y_pred: Any
+    target: Any
+    valid: Any
+    from_logits: bool
+
+    @property
+    def channels(self) -> int:
+        """Channels of the prediction (1 for a sigmoid output)."""
+        return int(self.y_pred.shape[-1])
+
+    @property
+    def binary(self) -> bool:
+        """True for a one-channel (sigmoid) prediction."""
+        return self.channels == 1
+
+    @property
+    def n_classes(self) -> int:
+        """Classes in the sense of ``class_weights``: 2 for a binary output."""
+        return max(self.channels, 2)
+
+    @property
+    def rank(self) -> int:
+        return len(self.y_pred.shape)
+
+    def probabilities(self):
+        """``(..., C)`` probabilities: sigmoid/softmax of logits, else ``y_pred``."""
+        if not self.from_logits:
+            return self.y_pred
+        return ops.sigmoid(self.y_pred) if self.binary else ops.softmax(self.y_pred, axis=-1)
+
+    def class_probabilities(self):
+        """``(..., n_classes)``: a binary output becomes ``[1 - p, p]``."""
+        probabilities = self.probabilities()
+        if not self.binary:
+            return probabilities
+        return ops.concatenate([1.0 - probabilities, probabilities], axis=-1)
+
+    def class_log_probabilities(self):
+        """``(..., n_classes)`` log-probabilities, stable for any logit.
+
+        From logits: ``log_softmax``, or ``[log_sigmoid(-z), log_sigmoid(z)]``
+        for one channel, exact for logits of any size. From probabilities:
+        the log of the probability clipped to ``[EPSILON, 1]``, so 0 and 1
+        give finite values (and a zero gradient where clipped).
+        """
+        if self.from_logits:
+            if self.binary:
+                return ops.concatenate([ops.log_sigmoid(-self.y_pred), ops.log_sigmoid(self.y_pred)], axis=-1)
+            return ops.log_softmax(self.y_pred, axis=-1)
+        return ops.log(ops.clip(self.class_probabilities(), EPSILON, 1.0))
+
+    def class_target(self):
+        """``(..., n_classes)`` target: a binary target becomes ``[1 - g, g]`` (zero where ignored)."""
+        if not self.binary:
+            return self.target
+        return ops.concatenate([(1.0 - self.target) * self.valid, self.target], axis=-1)
+
+    def logits(self):
+        """``(..., C)`` logits; probabilities are turned back into logits (clipped)."""
+        if self.from_logits:
+            return self.y_pred
+        probabilities = ops.clip(self.y_pred, EPSILON, 1.0 - EPSILON)
+        return ops.log(probabilities) - ops.log(1.0 - probabilities)
+
+    def class_weights(self, normalised: tuple[float, ...] | None) -> np.ndarray:
+        """The per-class weights for these inputs (uniform if ``None``), checked against ``n_classes``."""
+        if normalised is None:
+            return np.full(self.n_classes, 1.0 / self.n_classes, dtype="float32")
+        if len(normalised) != self.n_classes:
+            kind = "(background, foreground) for a one-channel output" if self.binary else "one per channel"
+            raise ValueError(
+                f"class_weights has {len(normalised)} entries but the prediction has {self.n_classes} classes "
+                f"({kind}); give {self.n_classes} weights."
+            )
+        return np.asarray(normalised, dtype="float32")
+
+    def region_weights(self, normalised: tuple[float, ...] | None) -> np.ndarray:
+        """Weights of the classes that region losses score.
+
+        Region losses (Dice, IoU, Tversky ...) score every channel of a softmax
+        output but only the foreground of a one-channel output, so the weights
+        are the class weights, or ``[1.0]`` for a binary output (after checking
+        that ``class_weights`` has two entries).
+        """
+        weights = self.class_weights(normalised)
+        return np.ones(1, dtype="float32") if self.binary else weights
+
+
+def _static_shape_mismatch(true_shape, pred_shape) -> bool:
+    return any(a is not None and b is not None and a != b for a, b in zip(true_shape, pred_shape))
+
+
+def standardize(y_true, y_pred, *, from_logits: bool = False, ignore_index: int | None = None,
+                dtype: str = "float32") -> SegmentationInputs:
+    """Bring ``(y_true, y_pred)`` into the library's one form.
+
+    Args:
+        y_true: one-hot target shaped like ``y_pred``, or integer labels shaped
+            like ``y_pred`` without its channel axis (or with a channel axis of
+            1). Labels outside ``[0, channels)`` that are not ``ignore_index``
+            give an all-zero target row.
+        y_pred: ``(batch, ..., channels)`` logits or probabilities, rank >= 3.
+        from_logits: whether ``y_pred`` holds logits.
+        ignore_index: label of pixels that count nowhere; with one-hot targets,
+            the index of the channel whose pixels are ignored.
+        dtype: float type of the computation.
+
+    Returns:
+        A :class:`SegmentationInputs`.
+
+    Raises:
+        ValueError: if the shapes fit none of the forms above, the channel
+            count is unknown, or ``ignore_index`` names no channel of a one-hot
+            target.
+
+    Example:
+        >>> inputs = standardize(np.array([[[1, 0]]]), np.full((1, 1, 2, 3), 1 / 3))
+        >>> tuple(inputs.target.shape)
+        (1, 1, 2, 3)
+    """
+    y_pred = ops.convert_to_tensor(y_pred, dtype=dtype)
+    y_true = ops.convert_to_tensor(y_true)
+    pred_rank, true_rank = len(y_pred.shape), len(y_true.shape)
+    channels = y_pred.shape[-1]
+    if pred_rank < 3:
+        raise ValueError(
+            f"y_pred must be (batch, height, width, channels) or (batch, time, height, width, channels); got "
+            f"shape {tuple(y_pred.shape)}. Add the channel axis (1 for a binary output)."
+        )
+    if channels is None:
+        raise ValueError(f"the channel axis of y_pred must have a known size; got shape {tuple(y_pred.shape)}")
+    if true_rank == pred_rank - 1:
+        labels = y_true
+    elif true_rank == pred_rank and y_true.shape[-1] == channels:
+        labels = None
+    elif true_rank == pred_rank and y_true.shape[-1] == 1:
+        labels = ops.squeeze(y_true, axis=-1)
+    else:
+        raise ValueError(
+            f"y_true of shape {tuple(y_true.shape)} does not fit y_pred of shape {tuple(y_pred.shape)}: give "
+            f"one-hot targets shaped like y_pred, or integer labels shaped {tuple(y_pred.shape[:-1])} "
+            f"(optionally with a trailing axis of 1)."
+        )
+    spatial = y_true.shape if labels is None else labels.shape
+    if _static_shape_mismatch(spatial, y_pred.shape[:-1]):
+        raise ValueError(
+            f"y_true of shape {tuple(y_true.shape)} and y_pred of shape {tuple(y_pred.shape)} differ in batch or "
+            "image size; crop or resize one of them (models here return their input's size)."
+        )
+
+    if channels == 1:
+        target = ops.cast(ops.expand_dims(labels, -1) if labels is not None else y_true, dtype)
+        if ignore_index is None:
+            return SegmentationInputs(y_pred, target, ops.ones_like(target), from_logits)
+        valid = ops.cast(ops.not_equal(target, float(ignore_index)), dtype)
+        return SegmentationInputs(y_pred, target * valid, valid, from_logits)
+
+    if labels is None:
+        target = ops.cast(y_true, dtype)
+        if ignore_index is None:
+            return SegmentationInputs(y_pred, target, ops.ones_like(target[..., :1]), from_logits)
+        if not 0 <= ignore_index < channels:
+            raise ValueError(
+                f"ignore_index={ignore_index} with one-hot targets must name one of the {channels} channels; "
+                "pass integer labels to ignore a label value outside the classes (such as 255)."
+            )
+        valid = 1.0 - target[..., ignore_index : ignore_index + 1]
+        return SegmentationInputs(y_pred, target * valid, valid, from_logits)
+
+    labels = ops.expand_dims(ops.cast(labels, "int32"), -1)
+    target = ops.cast(ops.equal(labels, ops.arange(channels, dtype="int32")), dtype)
+    if ignore_index is None:
+        return SegmentationInputs(y_pred, target, ops.ones_like(target[..., :1]), from_logits)
+    valid = ops.cast(ops.not_equal(labels, ignore_index), dtype)
+    return SegmentationInputs(y_pred, target * valid, valid, from_logits)
+
+
+__all__ = [
+    "EPSILON",
+    "SegmentationInputs",
+    "image_axes",
+    "reduce_pixels",
+    "safe_ratio",
+    "standardize",
+    "validate_class_weights",
+    "validate_options",
+    "weighted_class_mean",
+]

@@ -1,0 +1,185 @@
+"""The layers' fast paths give the same numbers as their generic ``keras.ops`` code.
+
+On the torch backend :class:`BatchNormalization`, :class:`MaxPoolingWithArgmax2D`
+and :class:`MaxUnpooling2D` call fused PyTorch kernels; these tests compare
+them with Keras' own layer, with a NumPy statement of the layer's contract, and
+with the same layer with the fast paths switched off (outputs, gradients,
+moving statistics, and a few training steps of a whole model). On the other
+backends the same tests check the generic code against the same expectations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import keras
+import universal_models as um
+from universal_models.layers.fast_paths import fast_paths_enabled, use_fast_paths
+from universal_models.layers.normalization import BatchNormalization
+from universal_models.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+
+from tests.helpers import threshold_batch
+
+torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the fast paths exist on torch only")
+
+
+def _numpy(tensor) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(tensor))
+
+
+def _torch_gradients(function, array, variables=()):
+    """Gradients of ``sum(function(input) * weights)`` with respect to the input and the
+    Keras ``variables`` (torch backend)."""
+    import torch
+
+    tensor = torch.tensor(array, requires_grad=True)
+    output = function(tensor)
+    weights = torch.tensor(np.random.default_rng(7).normal(size=tuple(output.shape)).astype("float32"))
+    return torch.autograd.grad((output * weights).sum(), [tensor] + [variable.value for variable in variables])
+
+
+# -- switch --------------------------------------------------------------------------
+@pytest.mark.backend_independent
+def test_switch_restores_previous_state():
+    assert fast_paths_enabled()
+    with use_fast_paths(False):
+        assert not fast_paths_enabled()
+        with use_fast_paths(True):
+            assert fast_paths_enabled()
+        assert not fast_paths_enabled()
+    assert fast_paths_enabled()
+
+
+# -- batch normalisation -----------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(4, 6, 5, 3), (2, 3, 4, 4, 2), (7, 5)])
+def test_batch_norm_matches_keras_layer(shape):
+    images = np.random.default_rng(0).normal(2.0, 3.0, shape).astype("float32")
+    ours, theirs = BatchNormalization(momentum=0.9), keras.layers.BatchNormalization(momentum=0.9)
+    ours.build(shape)
+    theirs.build(shape)
+    gamma = np.linspace(0.5, 1.5, shape[-1]).astype("float32")
+    for layer in (ours, theirs):
+        layer.gamma.assign(gamma)
+        layer.beta.assign(-gamma)
+    for training in (True, True, False):  # two updates of the moving statistics, then inference
+        np.testing.assert_allclose(_numpy(ours(images, training=training)),
+                                   _numpy(theirs(images, training=training)), rtol=1e-5, atol=2e-5)
+        for mine, reference in zip(ours.weights, theirs.weights):
+            np.testing.assert_allclose(_numpy(mine), _numpy(reference), rtol=1e-5, atol=1e-6, err_msg=mine.name)
+
+
+def test_batch_norm_single_value_per_channel_falls_back():
+    images = np.arange(3, dtype="float32").reshape(1, 3)
+    out = _numpy(BatchNormalization()(images, training=True))
+    np.testing.assert_allclose(out, np.zeros_like(images), atol=1e-6)
+
+
+@torch_only
+def test_batch_norm_gradients_match_keras_layer():
+    images = np.random.default_rng(1).normal(size=(3, 5, 4, 6)).astype("float32")
+    ours, theirs = BatchNormalization(), keras.layers.BatchNormalization()
+    gradients = []
+    for layer in (ours, theirs):
+        layer.build(images.shape)
+        layer.gamma.assign(np.linspace(0.5, 2.0, 6).astype("float32"))
+        layer.beta.assign(np.linspace(-1.0, 1.0, 6).astype("float32"))
+        gradients.append(_torch_gradients(lambda x, layer=layer: layer(x, training=True), images,
+                                          [layer.gamma, layer.beta]))
+    for mine, reference in zip(*gradients):
+        np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_config_round_trip_and_keras_weights():
+    layer = BatchNormalization(momentum=0.8, epsilon=1e-4, center=False, name="block_bn")
+    clone = BatchNormalization.from_config(layer.get_config())
+    assert (clone.momentum, clone.epsilon, clone.center, clone.name) == (0.8, 1e-4, False, "block_bn")
+    clone.build((None, 4))
+    assert [w.name for w in clone.weights] == ["gamma", "moving_mean", "moving_variance"]
+
+
+# -- argmax pooling ------------------------------------------------------------------
+def _numpy_pool(images: np.ndarray, pool: int):
+    batch, height, width, channels = images.shape
+    windows = images.reshape(batch, height // pool, pool, width // pool, pool, channels)
+    windows = windows.transpose(0, 1, 3, 2, 4, 5).reshape(batch, height // pool, width // pool, pool * pool, channels)
+    return windows.max(axis=3), windows.argmax(axis=3).astype("int32")
+
+
+def _numpy_unpool(values: np.ndarray, indices: np.ndarray, pool: int) -> np.ndarray:
+    batch, height, width, channels = values.shape
+    out = np.zeros((batch, height * pool, width * pool, channels), values.dtype)
+    b, i, j, c = np.indices(values.shape)
+    out[b, i * pool + indices // pool, j * pool + indices % pool, c] = values
+    return out
+
+
+@pytest.mark.parametrize("pool,shape", [(2, (3, 8, 12, 5)), (3, (2, 9, 6, 4)), (2, (1, 2, 2, 1))])
+@pytest.mark.parametrize("fast", [True, False])
+def test_argmax_pooling_matches_numpy(pool, shape, fast):
+    images = np.random.default_rng(2).normal(size=shape).astype("float32")
+    images[0, :pool, :pool, 0] = 1.5  # a tie: the first position wins
+    expected_values, expected_indices = _numpy_pool(images, pool)
+    with use_fast_paths(fast):
+        values, indices = MaxPoolingWithArgmax2D(pool)(images)
+        unpooled = MaxUnpooling2D(pool)([values, indices])
+    assert str(indices.dtype).endswith("int32")
+    np.testing.assert_array_equal(_numpy(values), expected_values)
+    np.testing.assert_array_equal(_numpy(indices), expected_indices)
+    np.testing.assert_array_equal(_numpy(unpooled), _numpy_unpool(expected_values, expected_indices, pool))
+
+
+@torch_only
+@pytest.mark.parametrize("pool", [2, 3])
+def test_argmax_pooling_gradients_match_generic_path(pool):
+    images = np.random.default_rng(3).normal(size=(2, 4 * pool, 2 * pool, 3)).astype("float32")
+
+    def round_trip(tensor):
+        values, indices = MaxPoolingWithArgmax2D(pool)(tensor)
+        return MaxUnpooling2D(pool)([values * 2.0, indices])
+
+    fast = _torch_gradients(round_trip, images)[0]
+    with use_fast_paths(False):
+        generic = _torch_gradients(round_trip, images)[0]
+    np.testing.assert_array_equal(fast.numpy(), generic.numpy())
+
+
+# -- whole models ------------------------------------------------------------------
+SMALL_MODELS = {"unet": {"base_filters": 4, "depth": 2}, "segnet": {"base_filters": 4, "n_blocks": 3}}
+
+
+def _train(name, images, labels, fast, floatx="float32"):
+    previous = keras.config.floatx()
+    keras.config.set_floatx(floatx)
+    try:
+        keras.utils.set_random_seed(5)
+        with use_fast_paths(fast):
+            model, _, _ = um.get_model(name, *images.shape[1:], 3, **SMALL_MODELS[name])
+            model.compile(optimizer=keras.optimizers.SGD(0.05), loss="categorical_crossentropy")
+            targets = np.eye(3, dtype=floatx)[labels]
+            history = model.fit(images.astype(floatx), targets, batch_size=2, epochs=2, verbose=0, shuffle=False)
+            return np.array(history.history["loss"]), np.asarray(model.predict(images.astype(floatx), verbose=0))
+    finally:
+        keras.config.set_floatx(previous)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_MODELS))
+def test_training_steps_match_with_and_without_fast_paths(name):
+    """Four SGD steps with the fast paths against the generic code.
+
+    On torch the generic code also runs in float64, as the truth: Keras' batch
+    variance (E[x^2] - E[x]^2 in float32) loses more precision than PyTorch's
+    fused kernel, so the float32 generic path may drift further from float64
+    than the fast path does; the fast path must be at least as close.
+    """
+    images, labels = threshold_batch(4, 16, 16, 2, 3)
+    fast_losses, fast_out = _train(name, images, labels, fast=True)
+    losses, out = _train(name, images, labels, fast=False)
+    if keras.config.backend() != "torch":  # same code either way
+        np.testing.assert_array_equal(fast_losses, losses)
+        np.testing.assert_array_equal(fast_out, out)
+        return
+    true_losses, true_out = _train(name, images, labels, fast=False, floatx="float64")
+    np.testing.assert_allclose(fast_losses, true_losses, rtol=1e-4)
+    fast_error, generic_error = np.abs(fast_out - true_out).max(), np.abs(out - true_out).max()
+    assert fast_error <= 1.5 * generic_error + 1e-5, (fast_error, generic_error)
