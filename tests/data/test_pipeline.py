@@ -113,3 +113,18 @@ def test_bad_arguments():
         ArraySource(np.zeros((2, 8, 8, 1)), np.zeros((2, 8, 9)))
     with pytest.raises(ValueError, match="at least one sample"):
         _source(n=3).split(3)
+
+
+def test_worker_threads_give_the_same_batches():
+    # Keras' PyDataset workers call __getitem__ from several threads at once;
+    # the augmentation layers must be thread-safe and the result unchanged.
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = PatchDataset(_source(), batch_size=3, patch_size=24, steps_per_epoch=6,
+                        augmentation=PairedAugmentation(rotation=20), seed=4, workers=3)
+    sequential = [data[index] for index in range(6)]
+    with ThreadPoolExecutor(3) as pool:
+        threaded = list(pool.map(data.__getitem__, [5, 4, 3, 2, 1, 0]))[::-1]
+    for (images, masks), (threaded_images, threaded_masks) in zip(sequential, threaded):
+        np.testing.assert_array_equal(images, threaded_images)
+        np.testing.assert_array_equal(masks, threaded_masks)
