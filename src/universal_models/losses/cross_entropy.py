@@ -19,10 +19,10 @@ class CrossEntropyLoss(SegmentationLoss):
     scale of ``class_weights`` does not matter). Soft targets are accepted.
 
     Numerics: log-probabilities come from ``log_softmax``/``log_sigmoid`` of
-    logits, exact and with finite gradients for logits of any size (Keras'
-    probability-clipping path has zero gradient beyond |logit| ~ 16). With
+    logits, exact and with finite gradients for logits of any size. With
     probabilities, they are clipped to ``[1e-7, 1]`` before the log, so 0 and
-    1 give finite values. Unlike Keras 3.14/3.15's
+    1 give finite values (and no gradient where clipped, as in Keras). Unlike
+    Keras 3.14/3.15's
     ``sparse_categorical_crossentropy`` on torch, it runs backward on
     ``(batch, height, width, classes)`` outputs: labels become a one-hot by
     comparison, no gather kernel is involved.
@@ -58,7 +58,8 @@ class FocalLoss(SegmentationLoss):
 
     It gives the same values as Keras' two focal functions (checked in the
     tests) but does not call them: they clip probabilities after the
-    sigmoid/softmax, so a confidently wrong logit gets no gradient, and
+    sigmoid/softmax, so a confidently wrong logit (below about -16) gets a
+    vanishing gradient, and
     ``gamma < 1`` gives NaN gradients at ``p_t = 1``. Here log-probabilities
     come from ``log_sigmoid``/``log_softmax``, and ``(1 - p_t)^gamma`` is
     guarded at 0.
