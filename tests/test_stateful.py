@@ -154,3 +154,16 @@ def test_stateful_model_saves_and_loads(tmp_path):
     assert is_stateful(loaded)
     sequences = _sequences(18, frames=3)
     np.testing.assert_allclose(um.predict_stream(loaded, sequences), _whole(model, sequences), atol=1e-5)
+
+
+@pytest.mark.skipif(keras.config.backend() != "jax", reason="documents a Keras behaviour of the JAX backend")
+def test_keras_predict_does_not_carry_state_on_jax():
+    """Why predict_stream has a JAX path: with Keras 3.13.2, ``model.predict``
+    on a stateful model reads the state as a constant and drops its updates,
+    so streaming with it does not match the whole sequence. If this test
+    fails, Keras carries the state now and the JAX path could be dropped."""
+    model = _model("lstm_shallow")
+    streamer = um.to_stateful(model, batchsize=2)
+    sequences = _sequences(19, frames=3)
+    outputs = [streamer.predict(sequences[:, [t]], verbose=0) for t in range(3)]
+    assert np.abs(np.concatenate(outputs, axis=1) - _whole(model, sequences)).max() > 1e-3
