@@ -258,7 +258,8 @@ def standardize(y_true, y_pred, *, from_logits: bool = False, ignore_index: int 
         (1, 1, 2, 3)
     """
     y_pred = ops.convert_to_tensor(y_pred, dtype=dtype)
-    y_true = ops.convert_to_tensor(y_true)
+    integer = "int" in str(getattr(y_true, "dtype", ""))
+    y_true = ops.convert_to_tensor(y_true, dtype="int32" if integer else None)  # jax has no int64 by default
     pred_rank, true_rank = len(y_pred.shape), len(y_true.shape)
     channels = y_pred.shape[-1]
     if pred_rank < 3:
