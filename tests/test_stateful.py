@@ -167,3 +167,13 @@ def test_keras_predict_does_not_carry_state_on_jax():
     sequences = _sequences(19, frames=3)
     outputs = [streamer.predict(sequences[:, [t]], verbose=0) for t in range(3)]
     assert np.abs(np.concatenate(outputs, axis=1) - _whole(model, sequences)).max() > 1e-3
+
+
+def test_to_stateful_works_on_any_keras_sequence_model():
+    model = keras.Sequential(
+        [keras.Input((None, 8, 8, 1)), keras.layers.ConvLSTM2D(2, 3, padding="same", return_sequences=True)]
+    )
+    sequences = np.random.default_rng(20).random((2, 3, 8, 8, 1)).astype("float32")
+    streamer = um.to_stateful(model, batchsize=2)
+    assert streamer.input_shape == (2, 1, 8, 8, 1)
+    np.testing.assert_allclose(um.predict_stream(streamer, sequences), _whole(model, sequences), atol=1e-5)

@@ -124,6 +124,8 @@ def _make_stateful_config(config: Any, batchsize: int, timesteps: int | None) ->
     }
     if "stateful" in config:
         config["stateful"] = True
+    if config.get("build_input_shape"):  # Sequential models record their input shape here
+        config["build_input_shape"] = [batchsize, timesteps, *config["build_input_shape"][2:]]
     if config.get("class_name") == "InputLayer":
         inner = config["config"]
         shape = list(inner.get("batch_shape") or inner.get("batch_input_shape"))
