@@ -152,7 +152,8 @@ class OnnxPredictor:
         path: an ``.onnx`` file written by :func:`export_onnx` (or any
             single-input, single-output ONNX image model).
         threads: intra-op threads for onnxruntime (default: its own choice,
-            one per core).
+            one per core). Idle threads do not spin-wait, so the predictor
+            leaves the cores free between calls.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -174,6 +175,9 @@ class OnnxPredictor:
         except ImportError as error:
             raise ImportError("OnnxPredictor needs onnxruntime: pip install 'universal-models[onnx]'.") from error
         options = onnxruntime.SessionOptions()
+        # Idle onnxruntime threads otherwise spin for a while after each run, taking
+        # the cores from whatever runs next (training, other processes).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = int(threads)
         self.path = path
