@@ -27,20 +27,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
-from benchmarks.throughput import MODELS  # noqa: E402
+from benchmarks.throughput import MODELS, model_and_data  # noqa: E402
 
 
 def _runners(key: str, size: int, batch: int, timesteps: int | None):
-    import universal_models as um
-
-    name, options, recurrent = MODELS[key]
-    model, _, _ = um.get_model(name, size, size, 3, 2, **options)
-    if recurrent:
-        images, labels = common.synthetic_batch(batch * timesteps, size, size, 3, 2)
-        images = images.reshape(batch, timesteps, size, size, 3)
-        labels = labels.reshape(batch, timesteps, size, size)
-    else:
-        images, labels = common.synthetic_batch(batch, size, size, 3, 2)
+    model, images, labels = model_and_data(key, size, batch, timesteps or 1)
     return common.keras_runners(model, images, labels, batch)
 
 

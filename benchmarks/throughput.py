@@ -40,19 +40,27 @@ MODELS = {
 TIMESTEPS = 4  # frames per sequence for the recurrent models
 
 
-def measure(key: str, size: int, batch: int, steps: int, runs: int, onnx: bool) -> dict:
-    import keras
+def model_and_data(key: str, size: int, count: int, timesteps: int = TIMESTEPS):
+    """Model ``key`` for ``size x size x 3`` images (2 classes) and ``count`` random images
+    (sequences of ``timesteps`` frames for recurrent models) with labels."""
     import universal_models as um
 
     name, options, recurrent = MODELS[key]
     model, _, _ = um.get_model(name, size, size, 3, 2, **options)
-    count = batch * steps
+    frames = timesteps if recurrent else 1
+    images, labels = common.synthetic_batch(count * frames, size, size, 3, 2)
     if recurrent:
-        images, labels = common.synthetic_batch(count * TIMESTEPS, size, size, 3, 2)
-        images = images.reshape(count, TIMESTEPS, size, size, 3)
-        labels = labels.reshape(count, TIMESTEPS, size, size)
-    else:
-        images, labels = common.synthetic_batch(count, size, size, 3, 2)
+        images = images.reshape(count, frames, size, size, 3)
+        labels = labels.reshape(count, frames, size, size)
+    return model, images, labels
+
+
+def measure(key: str, size: int, batch: int, steps: int, runs: int, onnx: bool) -> dict:
+    import keras
+
+    recurrent = MODELS[key][2]
+    count = batch * steps
+    model, images, labels = model_and_data(key, size, count)
     train, infer = common.keras_runners(model, images, labels, batch)
     functions = {"train": train, "infer": infer}
     if onnx:
