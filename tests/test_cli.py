@@ -136,6 +136,17 @@ def test_train_on_generated_data_and_list(tmp_path, capsys):
     assert "unet" in out and "shapes" in out and "lstm" in out
 
 
+def test_train_a_recurrent_model_on_moving_shapes(tmp_path, capsys):
+    run = tmp_path / "sequences"
+    assert main(["train", "--model", "lstm_unet", "--option", "base_filters=4", "--option", "depth=2",
+                 "--data", "moving_shapes", "--n-samples", "6", "--image-size", "32", "--timesteps", "3",
+                 "--patch-size", "32", "--batch-size", "2", "--steps-per-epoch", "1", "--epochs", "1",
+                 "--val-split", "2", "--verbose", "0", "--output", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_images"] == 2 and metrics["tile_size"] == [32, 32]  # the model's fixed frame size
+    assert (run / "predictions.png").is_file()
+
+
 def test_demo_quick(tmp_path, capsys):
     assert main(["demo", "--quick", "--output", str(tmp_path / "demo"), "--verbose", "0"]) == 0
     out = capsys.readouterr().out
@@ -174,6 +185,7 @@ def test_every_subcommand_has_help(capsys):
     (["evaluate", "/no/model.keras"], "does not exist"),
     (["predict", "/no/model.keras", "x.png", "--output", "out"], "does not exist"),
     (["train", "--resume", "--output", "/no/such/run"], "nothing to resume"),
+    (["train", "--model", "ladder"], "trains segmentation and recurrent models"),
 ])
 def test_bad_input_errors_name_the_problem(arguments, message, capsys):
     assert main(arguments) == 2

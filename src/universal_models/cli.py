@@ -19,7 +19,7 @@ from typing import Sequence
 #: Demo settings: a U-Net on generated shapes, sized for about two minutes on 2 CPU cores.
 DEMO_SETTINGS = dict(
     model="unet", model_options={"base_filters": 16, "depth": 3}, data="shapes", n_samples=400, image_size=64,
-    val_split=0.1, patch_size=64, batch_size=16, epochs=10, learning_rate=3e-3, lr_schedule="cosine",
+    val_split=0.1, patch_size=64, batch_size=16, epochs=12, learning_rate=3e-3, lr_schedule="cosine",
     rotation=0.0, brightness=0.05, contrast=0.1, monitor="val_loss", seed=0,
 )
 #: ``--quick`` demo: seconds, for tests and a first look.

@@ -45,7 +45,7 @@ from .data.folder import SegmentationFolder
 from .data.generated import GENERATED_DATASETS, SHAPE_CLASSES
 from .data.pipeline import ArraySource, PatchDataset, TileDataset
 from .evaluation import confusion_matrix, scores_from_confusion
-from .inference import keras_predictor, labels_from_probabilities, predict_tiled
+from .inference import fixed_input_size, keras_predictor, labels_from_probabilities, predict_tiled
 from .registry import get_model, list_models
 
 STATE_MEMBER = "universal_models_state.json"
@@ -359,6 +359,13 @@ def _optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimi
 def build_model(config: TrainConfig, data: DataSplit) -> keras.Model:
     """The run's model, compiled (any input size where the model allows it)."""
     options = dict(config.model_options)
+    kinds = {info.name: info.kind for info in list_models()}
+    if kinds.get(config.model.strip().lower()) not in ("segmentation", "recurrent"):
+        raise ValueError(
+            f"model {config.model!r} is a {kinds.get(config.model.strip().lower())} model; `umodels train` trains "
+            "segmentation and recurrent models (see `umodels list`). Train the Ladder network with its own "
+            "fit() as described in its docstring."
+        )
     try:
         model, _, _ = get_model(config.model, None, None, data.channels, data.n_classes, **options)
     except (ValueError, TypeError) as error:
@@ -725,6 +732,9 @@ def finish_run(folder: Path, config: TrainConfig, data: DataSplit | None = None)
     checkpoint = folder / ("best.keras" if (folder / "best.keras").exists() else "last.keras")
     model = keras.saving.load_model(checkpoint, safe_mode=True)
     tile, overlap = evaluation_tiles(config)
+    if all(fixed_input_size(model)):  # models built for one size (recurrent ones) get tiles of that size
+        tile = fixed_input_size(model)
+        overlap = min(overlap, min(tile) // 2)
     n_classes = max(data.n_classes, 2)
     scores, kept = evaluate_model(model, data.validation, n_classes, tile_size=tile, overlap=overlap,
                                   batch_size=config.batch_size, class_names=data.class_names[:n_classes], keep=4)
