@@ -3,8 +3,9 @@
 For each virtual environment given (each with torch 2.13.0, one Keras release
 and this library installed with ``pip install -e . --no-deps``), runs
 ``benchmarks/torch_reference.py`` in that environment (U-Net, 16 base filters,
-128 x 128 x 3, batch 16: ours against the same network in plain PyTorch,
-interleaved in one process) and checks whether
+128 x 128 x 3, batch 16, one step per timed run: ours against the same network in plain PyTorch,
+interleaved in one process; categorical cross-entropy on one-hot labels so
+that every release can train) and checks whether
 ``sparse_categorical_crossentropy`` trains a segmentation model on the torch
 backend (Keras 3.14 and 3.15 fail there). Prints a Markdown table.
 
@@ -60,7 +61,7 @@ def sparse_ce_works(venv: str) -> str:
 def speed(venv: str, runs: int, extra: list[str]) -> list[dict]:
     environment = {**os.environ, "KERAS_BACKEND": "torch"}
     command = [_python(venv), os.path.join(ROOT, "benchmarks", "torch_reference.py"), "--json", "--runs", str(runs),
-               "--loss", "categorical_crossentropy", *extra]
+               "--loss", "categorical_crossentropy", "--steps", "1", *extra]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=7200)
     if result.returncode != 0:
         raise RuntimeError(f"{venv}: torch_reference.py failed:\n{result.stderr[-2000:]}")
