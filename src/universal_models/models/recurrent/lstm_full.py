@@ -47,7 +47,8 @@ def build_lstm_full(
     decoder knows went through the recurrent cells.
 
     Args:
-        input_height, input_width: frame size (>= ``2 ** depth``), or ``None``.
+        input_height, input_width: frame size (>= ``2 ** depth``; other sizes are
+            padded inside and cropped back).
         input_channels: channels of each frame.
         n_classes: output classes per pixel; 1 gives one sigmoid channel.
         base_filters: filters at full resolution, doubling per level.

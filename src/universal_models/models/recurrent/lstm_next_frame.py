@@ -53,7 +53,7 @@ def build_lstm_next_frame(
 
     Args:
         input_height, input_width: frame size (>= ``2 ** depth``; other sizes are
-            padded inside and cropped back), or ``None`` for any size.
+            padded inside and cropped back).
         input_channels: channels of each frame.
         n_classes: output channels; 1 gives one sigmoid channel.
         base_filters: filters at half resolution, doubling per level.

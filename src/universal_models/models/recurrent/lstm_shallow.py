@@ -42,7 +42,7 @@ def build_lstm_shallow(
 
     Args:
         input_height, input_width: frame size (>= 2; odd sizes are padded
-            inside and cropped back), or ``None`` for any size.
+            inside and cropped back).
         input_channels: channels of each frame.
         n_classes: output classes per pixel; 1 gives one sigmoid channel.
         filters: filters of the convolutions.

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from keras import Model, layers
 
-from ...layers.blocks import conv_stack
 from ...registry import register_model
-from ..segmentation.unet import UPSAMPLING_MODES
+from ..segmentation.unet import UPSAMPLING_MODES, unet_decoder, unet_encoder
 from ._common import check_positive_int, conv_lstm, sequence_input, sequence_output
 
 
@@ -50,8 +49,8 @@ def build_lstm_unet(
     frame ``t``; :func:`universal_models.rollout` then predicts further ahead.
 
     Args:
-        input_height, input_width: frame size (>= ``2 ** depth``), or ``None``
-            for any size at call time.
+        input_height, input_width: frame size (>= ``2 ** depth``);
+            fixed (Keras' ConvLSTM2D needs a static frame size).
         input_channels: channels of each frame.
         n_classes: output classes per pixel; 1 gives one sigmoid channel
             (binary masks, greyscale frames), more a softmax.
@@ -102,27 +101,13 @@ def build_lstm_unet(
         reason=f"it halves the resolution {depth} times",
     )
 
-    skips = []
-    for level in range(depth):
-        tensor = conv_stack(tensor, base_filters * 2**level, 2, name=f"encoder{level + 1}", batch_norm=batch_norm)
-        skips.append(tensor)
-        tensor = layers.MaxPooling2D(2, name=f"encoder{level + 1}_pool")(tensor)
-    tensor = conv_stack(tensor, bottom_filters, 2, name="bottleneck", batch_norm=batch_norm)
+    tensor, skips = unet_encoder(tensor, base_filters, depth, batch_norm)
     tensor = conv_lstm(tensor, inputs, lstm_filters, name="bottleneck_lstm", stateful=stateful,
                        kernel_size=lstm_kernel_size)
     if dropout > 0:
         tensor = layers.Dropout(dropout, name="bottleneck_dropout")(tensor)
 
-    for level in reversed(range(depth)):
-        filters = base_filters * 2**level
-        prefix = f"decoder{level + 1}"
-        if upsampling == "transpose":
-            tensor = layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{prefix}_upconv")(tensor)
-        else:
-            tensor = layers.UpSampling2D(2, interpolation="bilinear", name=f"{prefix}_upsample")(tensor)
-            tensor = layers.Conv2D(filters, 1, name=f"{prefix}_reduce")(tensor)
-        tensor = layers.Concatenate(name=f"{prefix}_concat")([skips[level], tensor])
-        tensor = conv_stack(tensor, filters, 2, name=prefix, batch_norm=batch_norm)
+    tensor = unet_decoder(tensor, skips, base_filters, upsampling, batch_norm)
 
     outputs = sequence_output(tensor, inputs, n_classes, output_activation, needs_crop)
     return Model(inputs, outputs, name="lstm_unet"), input_height, input_width

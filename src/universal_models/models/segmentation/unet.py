@@ -10,6 +10,37 @@ from ...registry import register_model
 UPSAMPLING_MODES = ("transpose", "bilinear")
 
 
+def unet_encoder(tensor, base_filters: int, depth: int, batch_norm: bool):
+    """U-Net contracting path and bottleneck.
+
+    ``depth`` levels of two 3x3 convolutions and a 2x2 max pooling, filters
+    doubling from ``base_filters``, then the two bottleneck convolutions.
+    Returns ``(bottleneck, skips)``, ``skips`` ordered from the finest level.
+    """
+    skips = []
+    for level in range(depth):
+        tensor = conv_stack(tensor, base_filters * 2**level, 2, name=f"encoder{level + 1}", batch_norm=batch_norm)
+        skips.append(tensor)
+        tensor = layers.MaxPooling2D(2, name=f"encoder{level + 1}_pool")(tensor)
+    tensor = conv_stack(tensor, base_filters * 2**depth, 2, name="bottleneck", batch_norm=batch_norm)
+    return tensor, skips
+
+
+def unet_decoder(tensor, skips, base_filters: int, upsampling: str, batch_norm: bool):
+    """U-Net expanding path: per level, upsample 2x, concatenate the skip, two convolutions."""
+    for level in reversed(range(len(skips))):
+        filters = base_filters * 2**level
+        prefix = f"decoder{level + 1}"
+        if upsampling == "transpose":
+            tensor = layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{prefix}_upconv")(tensor)
+        else:
+            tensor = layers.UpSampling2D(2, interpolation="bilinear", name=f"{prefix}_upsample")(tensor)
+            tensor = layers.Conv2D(filters, 1, name=f"{prefix}_reduce")(tensor)
+        tensor = layers.Concatenate(name=f"{prefix}_concat")([skips[level], tensor])
+        tensor = conv_stack(tensor, filters, 2, name=prefix, batch_norm=batch_norm)
+    return tensor
+
+
 def _unet(
     name: str,
     input_height,
@@ -36,28 +67,11 @@ def _unet(
     check_min_size(name, input_height, input_width, factor, f"it halves the resolution {depth} times")
 
     inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, factor, model_name=name)
-    skips = []
-    for level in range(depth):
-        tensor = conv_stack(tensor, base_filters * 2**level, 2, name=f"encoder{level + 1}", batch_norm=batch_norm)
-        skips.append(tensor)
-        tensor = layers.MaxPooling2D(2, name=f"encoder{level + 1}_pool")(tensor)
-
-    tensor = conv_stack(tensor, base_filters * 2**depth, 2, name="bottleneck", batch_norm=batch_norm)
+    tensor, skips = unet_encoder(tensor, base_filters, depth, batch_norm)
     if dropout > 0:
         # The paper's dropout sits at the end of the contracting path.
         tensor = layers.Dropout(dropout, name="bottleneck_dropout")(tensor)
-
-    for level in reversed(range(depth)):
-        filters = base_filters * 2**level
-        prefix = f"decoder{level + 1}"
-        if upsampling == "transpose":
-            tensor = layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{prefix}_upconv")(tensor)
-        else:
-            tensor = layers.UpSampling2D(2, interpolation="bilinear", name=f"{prefix}_upsample")(tensor)
-            tensor = layers.Conv2D(filters, 1, name=f"{prefix}_reduce")(tensor)
-        tensor = layers.Concatenate(name=f"{prefix}_concat")([skips[level], tensor])
-        tensor = conv_stack(tensor, filters, 2, name=prefix, batch_norm=batch_norm)
-
+    tensor = unet_decoder(tensor, skips, base_filters, upsampling, batch_norm)
     outputs = restore_size(classifier_head(tensor, n_classes, output_activation), inputs, needs_crop)
     return Model(inputs, outputs, name=name), input_height, input_width
 
