@@ -80,12 +80,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="go through all environments this many times (alternating, against drifting load)")
     parser.add_argument("--models", nargs="+", default=["unet16"])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads in each environment")
     args = parser.parse_args(argv)
+    extra = ["--models", *args.models, "--batch", str(args.batch)]
+    if args.threads:
+        extra += ["--threads", str(args.threads)]
     print(f"Load average before the run: {', '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} cores.")
     results: dict[str, list[dict]] = {venv: [] for venv in args.venvs}
     for _ in range(args.rounds):
         for venv in args.venvs:
-            results[venv] += speed(venv, args.runs, ["--models", *args.models])
+            results[venv] += speed(venv, args.runs, extra)
     rows = []
     for venv in args.venvs:
         sparse = sparse_ce_works(venv)

