@@ -2,6 +2,7 @@
 
 from .depth_to_space import ICNR, DepthToSpace
 from .initializers import BilinearUpsampling
+from .ladder import GaussianCombinator, LadderBatchNormalization
 from .pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from .spatial import CropToMatch, PadToMultiple
 from .time import FoldTime, UnfoldTime
@@ -11,7 +12,9 @@ __all__ = [
     "CropToMatch",
     "DepthToSpace",
     "FoldTime",
+    "GaussianCombinator",
     "ICNR",
+    "LadderBatchNormalization",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
     "PadToMultiple",

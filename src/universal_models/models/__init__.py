@@ -2,3 +2,4 @@
 
 from . import segmentation  # noqa: F401
 from . import recurrent  # noqa: F401
+from . import ladder  # noqa: F401
