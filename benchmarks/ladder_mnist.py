@@ -21,9 +21,16 @@ number of parameter updates:
 
 Every method runs once per seed (weights, noise, batch order); the test error
 is reported as mean and standard deviation over the seeds, with the CPU time
-of each run. Run (about 1.5 hours of CPU on 2 cores with the defaults)::
+of each run. Run (about 70 minutes of CPU with the defaults, one core per process)::
 
     nice -n 10 python benchmarks/ladder_mnist.py
+
+or one process per seed, then the table of all three::
+
+    for seed in 0 1 2; do
+        nice -n 10 python benchmarks/ladder_mnist.py --seeds $seed --json ladder_$seed.json &
+    done; wait
+    python benchmarks/ladder_mnist.py --merge ladder_0.json ladder_1.json ladder_2.json
 
 and see ``python benchmarks/ladder_mnist.py --help`` for the options.
 """
@@ -55,12 +62,16 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="channels of the conv stages (encoder=conv)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=15, help="passes over the 8,000 unlabelled digits")
+    parser.add_argument("--epochs", type=int, default=30, help="passes over the 8,000 unlabelled digits")
     parser.add_argument("--batch-size", type=int, default=100, help="labelled and unlabelled digits per batch")
     parser.add_argument("--label-seed", type=int, default=0, help="seed that picks the 100 labelled digits")
     parser.add_argument("--threads", type=int, default=1,
                         help="intra-op threads of the backend (1 is fastest on a shared 2-core machine)")
+    parser.add_argument("--joint-statistics", action="store_true",
+                        help="ablation: normalise labelled and unlabelled samples together (separate_statistics=False)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None,
+                        help="print the table of the results in these JSON files (written by --json) and stop")
     parser.add_argument("--verbose", action="store_true", help="print the test error after every epoch")
     return parser.parse_args(argv)
 
@@ -106,7 +117,8 @@ def run(method: str, seed: int, data, arguments) -> dict:
 
     x_labeled, y_labeled, x_unlabeled, x_test, y_test = data
     keras.utils.set_random_seed(seed)
-    options = {"encoder": arguments.encoder, "variant": method, "seed": seed}
+    options = {"encoder": arguments.encoder, "variant": method, "seed": seed,
+               "separate_statistics": not arguments.joint_statistics}
     if arguments.encoder == "conv":
         options["filters"] = tuple(arguments.filters)
     model, _, _ = um.get_model("ladder", 28, 28, 1, 10, **options)
@@ -171,8 +183,14 @@ def summary_table(results: list[dict], methods) -> str:
 
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
-    set_threads(arguments.threads)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if arguments.merge:
+        results = [result for path in arguments.merge for result in json.loads(path.read_text())["results"]]
+        methods = [method for method in METHODS if any(result["method"] == method for result in results)]
+        print(summary_table(results, methods))
+        print(f"Total CPU time of the training runs: {sum(r['cpu_seconds'] for r in results) / 60:.1f} min")
+        return 0
+    set_threads(arguments.threads)
     import keras
 
     from common import machine_line

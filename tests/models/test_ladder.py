@@ -175,10 +175,13 @@ def test_labelled_and_unlabelled_samples_get_statistics_of_their_own():
     x = rng.normal(size=(10, 2, 2, 3)).astype("float32")
     x[:4] += 5.0  # the labelled samples
     labeled = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], "float32")
-    mean, variance, population_mean, population_variance = (numpy(t) for t in batch_statistics(x, labeled))
+    mean, std, population_mean, population_variance = (numpy(t) for t in batch_statistics(x, labeled))
     np.testing.assert_allclose(mean[:4], np.broadcast_to(x[:4].mean((0, 1, 2)), (4, 1, 1, 3)), rtol=1e-5)
     np.testing.assert_allclose(mean[4:], np.broadcast_to(x[4:].mean((0, 1, 2)), (6, 1, 1, 3)), rtol=1e-5)
-    np.testing.assert_allclose(variance[0, 0, 0], x[:4].var((0, 1, 2)), rtol=1e-4)
+    np.testing.assert_allclose(std[:4], np.broadcast_to(np.sqrt(x[:4].var((0, 1, 2)) + EPSILON), (4, 1, 1, 3)),
+                               rtol=1e-4)
+    np.testing.assert_allclose(std[4:], np.broadcast_to(np.sqrt(x[4:].var((0, 1, 2)) + EPSILON), (6, 1, 1, 3)),
+                               rtol=1e-4)
     np.testing.assert_allclose(population_mean, x[4:].mean((0, 1, 2)), rtol=1e-5)  # moving averages: unlabelled
     np.testing.assert_allclose(population_variance, x[4:].var((0, 1, 2)), rtol=1e-4)
     _, _, only_labeled_mean, _ = batch_statistics(x, np.ones(10, "float32"))
@@ -197,6 +200,10 @@ def test_fit_hands_the_labels_to_call_and_normalises_the_groups_apart():
     np.testing.assert_allclose(numpy(model.encoder_norms[0].moving_mean), 0.5 * unlabeled_mean, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="-1 for an unlabelled"):
         model.fit(images, epochs=1, verbose=0)
+    joint = dense_ladder(batch_norm_momentum=0.5, variant="gamma", separate_statistics=False)
+    joint((images, labels), training=True)
+    joint_mean = (images.reshape(12, -1) @ numpy(joint.encoder_transforms[0].kernel)).mean(0)
+    np.testing.assert_allclose(numpy(joint.encoder_norms[0].moving_mean), 0.5 * joint_mean, rtol=1e-4, atol=1e-6)
 
 
 def _reference_costs(model: LadderNetwork, x: np.ndarray) -> dict[int, float]:

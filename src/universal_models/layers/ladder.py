@@ -29,18 +29,15 @@ from keras import ops
 GAUSSIAN_COMBINATOR_INIT = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
 
 
-def _masked_moments(tensor, weights, axes):
-    """Mean, variance and count over ``axes`` of the rows whose weight is 1."""
-    positions = math.prod(tensor.shape[1:-1])  # static: the ladder's sizes are fixed
-    count = ops.sum(weights) * positions
-    denominator = ops.maximum(count, 1.0)
-    mean = ops.sum(tensor * weights, axis=axes) / denominator
-    variance = ops.sum(ops.square(tensor - mean) * weights, axis=axes) / denominator
-    return mean, variance, count
+def _group_sums(tensor, weights):
+    """``(2, units)`` sums of ``tensor`` over the samples of each group (and over positions)."""
+    batch_by_rest = ops.reshape(tensor, (-1, math.prod(tensor.shape[1:])))
+    sums = ops.matmul(ops.transpose(weights), batch_by_rest)  # one product instead of masked copies
+    return ops.sum(ops.reshape(sums, (2, -1, tensor.shape[-1])), axis=1)
 
 
-def batch_statistics(tensor, labeled=None):
-    """Mean and variance of the current batch, per unit (per channel for feature maps).
+def batch_statistics(tensor, labeled=None, epsilon: float = 1e-5):
+    """Mean and standard deviation of the current batch, per unit (per channel for feature maps).
 
     With ``labeled`` (a ``(batch,)`` mask, 1 for labelled samples) the labelled
     and the unlabelled samples get statistics of their own, as in the Ladder
@@ -50,30 +47,35 @@ def batch_statistics(tensor, labeled=None):
     shift the statistics of the labelled ones, which ruins generalisation.
 
     Returns:
-        ``(mean, variance, population_mean, population_variance)``: the first
-        two broadcast against ``tensor`` (per sample: its group's statistics),
-        the last two are per unit, for the moving averages: the unlabelled
-        group's (a sample of the data like the images seen at inference), or
-        the labelled group's when the batch has no unlabelled sample. Without
-        ``labeled``: the whole batch's, four times.
+        ``(mean, std, population_mean, population_variance)``: the first two
+        broadcast against ``tensor`` (with ``labeled``: per sample, its
+        group's), ``std = sqrt(variance + epsilon)``; the last two are per
+        unit, for moving averages: the unlabelled group's (a sample of the
+        data like the images seen at inference), or the labelled group's when
+        the batch has no unlabelled sample. Without ``labeled``: the whole
+        batch's.
 
     Example:
-        >>> mean, variance, _, _ = batch_statistics(keras.ops.ones((4, 3)), keras.ops.array([1, 1, 0, 0]))
+        >>> mean, std, _, _ = batch_statistics(keras.ops.ones((4, 3)), keras.ops.array([1, 1, 0, 0]))
     """
     tensor = ops.convert_to_tensor(tensor)
-    axes = list(range(len(tensor.shape) - 1))
     if labeled is None:
-        mean, variance = ops.moments(tensor, axes=axes)
-        return mean, variance, mean, variance
-    weights = ops.reshape(ops.cast(labeled, tensor.dtype), (-1,) + (1,) * (len(tensor.shape) - 1))
-    labeled_mean, labeled_variance, _ = _masked_moments(tensor, weights, axes)
-    unlabeled_mean, unlabeled_variance, n_unlabeled = _masked_moments(tensor, 1.0 - weights, axes)
-    mean = weights * labeled_mean + (1.0 - weights) * unlabeled_mean
-    variance = weights * labeled_variance + (1.0 - weights) * unlabeled_variance
-    use_unlabeled = ops.cast(n_unlabeled > 0, tensor.dtype)
-    population_mean = use_unlabeled * unlabeled_mean + (1.0 - use_unlabeled) * labeled_mean
-    population_variance = use_unlabeled * unlabeled_variance + (1.0 - use_unlabeled) * labeled_variance
-    return mean, variance, population_mean, population_variance
+        mean, variance = ops.moments(tensor, axes=list(range(len(tensor.shape) - 1)))
+        return mean, ops.sqrt(variance + epsilon), mean, variance
+    labeled = ops.cast(labeled, tensor.dtype)
+    weights = ops.stack([labeled, 1.0 - labeled], axis=1)  # (batch, 2): labelled, unlabelled
+    counts = ops.sum(weights, axis=0) * math.prod(tensor.shape[1:-1])  # static: the ladder's sizes are fixed
+    denominators = ops.expand_dims(ops.maximum(counts, 1.0), -1)
+    means = _group_sums(tensor, weights) / denominators
+    group = ops.cast(1.0 - labeled, "int32")  # row of each sample in `means`
+    row_shape = (-1,) + (1,) * (len(tensor.shape) - 2) + (tensor.shape[-1],)
+    mean = ops.reshape(ops.take(means, group, axis=0), row_shape)
+    variances = _group_sums(ops.square(tensor - mean), weights) / denominators
+    std = ops.reshape(ops.take(ops.sqrt(variances + epsilon), group, axis=0), row_shape)
+    use_unlabeled = ops.cast(counts[1] > 0, tensor.dtype)
+    population_mean = use_unlabeled * means[1] + (1.0 - use_unlabeled) * means[0]
+    population_variance = use_unlabeled * variances[1] + (1.0 - use_unlabeled) * variances[0]
+    return mean, std, population_mean, population_variance
 
 
 @keras.saving.register_keras_serializable(package="universal_models")
@@ -133,7 +135,7 @@ class LadderBatchNormalization(keras.layers.Layer):
 
     def call(self, inputs, training: bool = False, update_statistics: bool = True, labeled=None):
         if training:
-            mean, variance, population_mean, population_variance = batch_statistics(inputs, labeled)
+            mean, std, population_mean, population_variance = batch_statistics(inputs, labeled, self.epsilon)
             if update_statistics:
                 decay = self.momentum
                 self.moving_mean.assign(
@@ -144,8 +146,7 @@ class LadderBatchNormalization(keras.layers.Layer):
                 )
         else:
             mean = ops.cast(self.moving_mean, inputs.dtype)
-            variance = ops.cast(self.moving_variance, inputs.dtype)
-        std = ops.sqrt(variance + self.epsilon)
+            std = ops.sqrt(ops.cast(self.moving_variance, inputs.dtype) + self.epsilon)
         return (inputs - mean) / std, mean, std
 
     def shift_and_scale(self, normalized):

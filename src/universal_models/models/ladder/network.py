@@ -108,8 +108,8 @@ def _per_level(argument: str, value, n_levels: int, meaning: str) -> list[float]
 
 def _standardize(tensor, labeled=None):
     """Batch normalisation without parameters (statistics of the current batch)."""
-    mean, variance, _, _ = batch_statistics(tensor, labeled)
-    return (tensor - mean) / ops.sqrt(variance + EPSILON)
+    mean, std, _, _ = batch_statistics(tensor, labeled, EPSILON)
+    return (tensor - mean) / std
 
 
 def _denoising_weights(labeled):
@@ -241,6 +241,10 @@ class LadderNetwork(keras.Model):
             ``None``/``"linear"`` for logits (the decoder still reads the
             softmax).
         batch_norm_momentum: momentum of the moving averages.
+        separate_statistics: keep labelled and unlabelled samples apart (see
+            above). ``False`` normalises every batch as a whole and averages
+            the denoising cost over all its samples (Algorithm 1 read
+            literally), for comparison.
         seed: seed of the corruption noise and of the initial weights.
 
     Raises:
@@ -270,6 +274,7 @@ class LadderNetwork(keras.Model):
         variant: str = "full",
         output_activation: str | None = "auto",
         batch_norm_momentum: float = 0.99,
+        separate_statistics: bool = True,
         seed: int | None = None,
         **kwargs,
     ):
@@ -319,6 +324,7 @@ class LadderNetwork(keras.Model):
         self.variant = variant
         self.output_activation = output_activation
         self.batch_norm_momentum = float(batch_norm_momentum)
+        self.separate_statistics = bool(separate_statistics)
         self.seed = seed
         self.levels = tuple(encoder_levels(encoder, n_classes, self.filters, convs_per_stage, self.units))
         n_levels = len(self.levels)
@@ -477,7 +483,8 @@ class LadderNetwork(keras.Model):
                     f"samples separately; got a sequence of {len(inputs)} inputs."
                 )
             images, labels = inputs
-            return self._prepare_input(images), labeled_mask(labels, self.n_classes)
+            labeled = labeled_mask(labels, self.n_classes) if self.separate_statistics else None
+            return self._prepare_input(images), labeled
         return self._prepare_input(inputs), None
 
     def _encode(self, x, *, corrupted: bool, training: bool, update_statistics: bool, labeled=None) -> _Pass:
@@ -649,6 +656,7 @@ class LadderNetwork(keras.Model):
             "variant": self.variant,
             "output_activation": self.output_activation,
             "batch_norm_momentum": self.batch_norm_momentum,
+            "separate_statistics": self.separate_statistics,
             "seed": self.seed,
         }
 
