@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 
 from universal_models import losses as L
@@ -46,6 +47,17 @@ CONFIGURATIONS = [
     Configuration(1, from_logits=True, sequence=True, form="onehot"),
     Configuration(1, per_image=True, ignore_index=255, sequence=True),
 ]
+
+
+def configurations_for_backend() -> list[Configuration]:
+    """All configurations, or on jax a subset that still has every option in both states.
+
+    Eager jax compiles every operation for every new shape (seconds per loss and configuration on
+    a busy machine); the full matrix runs on jax in ``benchmarks/losses_reference.py``.
+    """
+    if keras.config.backend() != "jax":
+        return CONFIGURATIONS
+    return [CONFIGURATIONS[index] for index in (1, 2, 4, 5, 8, 9, 10)]
 
 
 @dataclass
