@@ -43,7 +43,7 @@ class _Pass:
     probabilities: Any
 
 
-def encoder_levels(encoder: str, n_classes: int, filters: Sequence[int], convs_per_stage: int,
+def _encoder_levels(encoder: str, n_classes: int, filters: Sequence[int], convs_per_stage: int,
                    units: Sequence[int]) -> list[_Level]:
     """The encoder's layers 1 ... L (the input is level 0)."""
     if encoder == "dense":
@@ -65,7 +65,20 @@ def default_denoising_costs(variant: str, encoder: str, n_levels: int) -> list[f
     These are the authors' settings for MNIST with 100 labels
     (github.com/CuriousAI/ladder, README): full ladder 1000 for the input, 10
     for the first layer and 0.1 above; Gamma-model 0.5 (fully connected) or 1
-    (convolutional) for the top layer only.
+    (convolutional) for the top layer only; 0 everywhere for the supervised
+    variant.
+
+    Args:
+        variant: ``"full"``, ``"gamma"`` or ``"supervised"``.
+        encoder: ``"dense"`` or ``"conv"``.
+        n_levels: layers above the input (L).
+
+    Returns:
+        ``L + 1`` lambdas, the input's first.
+
+    Example:
+        >>> default_denoising_costs("full", "dense", 6)
+        [1000.0, 10.0, 0.1, 0.1, 0.1, 0.1, 0.1]
     """
     if variant == "full":
         return ([1000.0, 10.0] + [0.1] * n_levels)[: n_levels + 1]
@@ -326,7 +339,7 @@ class LadderNetwork(keras.Model):
         self.batch_norm_momentum = float(batch_norm_momentum)
         self.separate_statistics = bool(separate_statistics)
         self.seed = seed
-        self.levels = tuple(encoder_levels(encoder, n_classes, self.filters, convs_per_stage, self.units))
+        self.levels = tuple(_encoder_levels(encoder, n_classes, self.filters, convs_per_stage, self.units))
         n_levels = len(self.levels)
         self.noise_std = tuple(_per_level("noise_std", noise_std, n_levels, "the noise of each level"))
         self.denoising_costs = tuple(self._resolve_costs(denoising_costs, n_levels))
