@@ -207,7 +207,7 @@ def test_data_errors_name_the_file(tmp_path, capsys):
     not_a_model = tmp_path / "model.keras"
     not_a_model.write_text("not a zip")
     assert main(["evaluate", str(not_a_model), "--data", "shapes"]) == 2
-    assert "cannot load the model" in capsys.readouterr().err
+    assert "is not a Keras model file" in capsys.readouterr().err
 
 
 @pytest.mark.backend_independent

@@ -127,9 +127,14 @@ def test_tiled_prediction_equals_whole_image_for_a_pointwise_model():
     model = _pointwise_model()
     image = np.random.default_rng(0).random((70, 53, 2)).astype("float32")
     whole = keras.ops.convert_to_numpy(model(image[None]))[0]
-    for tile, overlap in ((32, 8), (16, 0), (128, 16)):
-        tiled = predict_tiled(keras_predictor(model), image, tile_size=tile, overlap=overlap, batch_size=3)
+    for tile, overlap, fit in ((32, 8, False), (16, 0, False), (128, 16, False), (128, 16, True), (64, 8, True)):
+        tiled = predict_tiled(keras_predictor(model), image, tile_size=tile, overlap=overlap, batch_size=3,
+                              fit_to_image=fit)
         np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    calls = []
+    predict_tiled(lambda tiles: calls.append(tiles.shape) or model.predict_on_batch(tiles), image, tile_size=128,
+                  overlap=16, batch_size=4, fit_to_image=True)
+    assert calls == [(1, 70, 53, 2)]  # one tile the image's size, no padded tiles in the batch
     sequence = np.stack([image, image[::-1, ::-1]])
     assert predict_tiled(keras_predictor(_seq_model()), sequence, tile_size=32, overlap=4).shape == (2, 70, 53, 1)
 

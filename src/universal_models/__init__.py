@@ -18,6 +18,8 @@ import keras  # noqa: E402  (must follow the backend choice)
 from .registry import ModelInfo, get_model, list_models, model_options, register_model  # noqa: E402
 from .stateful import predict_stream, reset_states, rollout, to_stateful  # noqa: E402
 from . import losses, metrics  # noqa: E402  (registers every loss and metric, and their string names)
+from . import layers, models  # noqa: E402,F401  (registers every layer and model: saved models load after this import)
+from .saving import load_model  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,7 @@ __all__ = [
     "backend",
     "get_model",
     "list_models",
+    "load_model",
     "model_options",
     "predict_stream",
     "register_model",

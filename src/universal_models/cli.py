@@ -247,16 +247,11 @@ def _resolve_model_path(path: str) -> tuple[Path, Path | None]:
 
 
 def _load_keras_model(path: Path):
-    import keras
-
-    import universal_models  # noqa: F401  (registers the library's layers, losses, metrics)
+    from .saving import load_model
 
     if path.suffix != ".keras":
         raise UsageError(f"{path} is not a .keras file; give a model saved by `umodels train` or `export`.")
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # Keras raises many kinds for a bad file
-        raise UsageError(f"cannot load the model {path}: {error}") from error
+    return load_model(path, compile=False)
 
 
 def _run_config(run: Path | None):
@@ -460,23 +455,14 @@ def _prediction_inputs(inputs: Sequence[str]) -> list[Path]:
 
 
 def _onnx_predictor(path: Path):
+    from .export import OnnxPredictor
+
     try:
-        import onnxruntime
-    except ImportError:
-        raise UsageError("predicting with an .onnx model needs onnxruntime: pip install 'universal-models[onnx]'.")
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    spec = session.get_inputs()[0]
-    shape = spec.shape
-    batch = shape[0] if isinstance(shape[0], int) else None
-
-    def predict(tiles):
-        if batch is None or len(tiles) == batch:
-            return session.run(None, {spec.name: tiles})[0]
-        return [session.run(None, {spec.name: tiles[i:i + 1]})[0][0] for i in range(len(tiles))]
-
-    size = tuple(value if isinstance(value, int) else None for value in shape[-3:-1])
-    channels = shape[-1] if isinstance(shape[-1], int) else None
-    return predict, size, channels, batch
+        predictor = OnnxPredictor(path)
+    except ImportError as error:
+        raise UsageError(str(error)) from error
+    shape = predictor.input_shape
+    return predictor, shape[-3:-1], shape[-1], predictor.batch_size
 
 
 def _command_predict(args) -> int:
@@ -501,7 +487,8 @@ def _command_predict(args) -> int:
     output.mkdir(parents=True, exist_ok=True)
     for index, file in enumerate(files, start=1):
         image = to_float_image(read_image(file), file, channels)
-        probabilities = predict_tiled(predictor, image, tile_size=tile, overlap=overlap, batch_size=batch_size)
+        probabilities = predict_tiled(predictor, image, tile_size=tile, overlap=overlap, batch_size=batch_size,
+                                      fit_to_image=not all(size))
         labels = labels_from_probabilities(probabilities)
         n_classes = max(probabilities.shape[-1], 2)
         if args.mask_values == "spread":
@@ -517,11 +504,7 @@ def _command_predict(args) -> int:
 
 
 def _command_export(args) -> int:
-    import importlib.util
-
-    import keras
-    import numpy as np
-
+    from .export import DEFAULT_OPSET, export_onnx
     from .inference import fixed_input_size
 
     path, run = _resolve_model_path(args.model)
@@ -531,17 +514,11 @@ def _command_export(args) -> int:
     if args.format == "keras":
         if output.suffix != ".keras":
             raise UsageError(f"--output for --format keras must end in .keras, got {output}.")
-        model.save(output)  # loaded without compile: no optimizer state in the export
+        from .training import save_checkpoint
+
+        save_checkpoint(model, output)  # atomic; loaded without compile: no optimizer state in the export
         print(f"wrote {output} (inference only, {model.count_params():,} parameters)")
         return 0
-    backend = keras.config.backend()
-    if backend != "torch" and importlib.util.find_spec("tf2onnx") is None:
-        raise UsageError(
-            f"ONNX export on the {backend} backend needs the tf2onnx package, which is not installed. Export with "
-            "the torch backend instead (the .keras file works on every backend): KERAS_BACKEND=torch umodels export ..."
-        )
-    if backend == "torch" and importlib.util.find_spec("onnxscript") is None:
-        raise UsageError("ONNX export needs the onnx and onnxscript packages: pip install 'universal-models[onnx]'.")
     size = fixed_input_size(model)
     if args.input_size:
         height, width = args.input_size
@@ -552,27 +529,25 @@ def _command_export(args) -> int:
         if config is None:
             raise UsageError("the model takes any input size; give the ONNX graph's size with --input-size HxW.")
         height, width = (2 * config.patch[0], 2 * config.patch[1])
-    shape = (args.batch_size,) + tuple(model.input_shape[1:-3]) + (height, width, model.input_shape[-1])
-    if any(value is None for value in shape):
+    input_shape = tuple(model.input_shape[1:-3]) + (height, width, model.input_shape[-1])
+    if any(value is None for value in input_shape):
         raise UsageError(f"cannot export a fixed ONNX input shape from {model.input_shape}; the model has other "
                          "undefined input axes.")
-    if any(value is None for value in model.input_shape[1:]):
-        # A copy of the graph with a fixed input: padding and cropping layers
-        # then have static sizes, which torch.export needs.
-        fixed = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=shape, name="image"))
-        fixed.set_weights(model.get_weights())
-        model = fixed
-    model.predict_on_batch(np.zeros(shape, dtype="float32"))  # Keras exports only models that were called
     try:
-        model.export(str(output), format="onnx", verbose=False, opset_version=args.opset,
-                     input_signature=[keras.InputSpec(shape=shape, dtype="float32")])
+        export_onnx(model, output, input_shape=input_shape, batch_size=args.batch_size,
+                    opset=args.opset or DEFAULT_OPSET)
+    except ImportError as error:
+        raise UsageError(f"{error} (or export with the torch backend: the .keras file works on every backend: "
+                         "KERAS_BACKEND=torch umodels export ...)") from error
+    except ValueError:
+        raise
     except Exception as error:  # torch.export / tf2onnx raise many kinds
         summary = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UsageError(
             f"ONNX export of {path} failed: {summary}. Some layers do not trace (on Keras 3.13 with torch.export, "
             "UpSampling2D, as in testnet, does not); the .keras model still works with `umodels predict`."
         ) from error
-    print(f"wrote {output} (ONNX, input {shape})")
+    print(f"wrote {output} (ONNX, input {(args.batch_size,) + input_shape})")
     return 0
 
 

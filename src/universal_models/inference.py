@@ -10,6 +10,7 @@ appear and memory stays bounded by the tile batch.
 
 from __future__ import annotations
 
+import gc
 from typing import Callable
 
 import numpy as np
@@ -21,10 +22,20 @@ BatchPredictor = Callable[[np.ndarray], np.ndarray]
 
 
 def keras_predictor(model) -> BatchPredictor:
-    """Wrap a Keras model as a :data:`BatchPredictor` (inference mode, numpy out)."""
+    """Wrap a Keras model as a :data:`BatchPredictor` (inference mode, numpy out).
+
+    Each call ends with a young-generation garbage collection: on the torch
+    backend (Keras 3.13) a ``predict_on_batch`` call leaves reference cycles
+    that hold its activation tensors, and Python's collector frees them only
+    in occasional full collections, so over a folder of images the memory
+    grew by about 0.5 MiB per image (``tests/test_reliability.py``). The
+    collection takes well under a millisecond.
+    """
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+        outputs = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+        gc.collect(1)
+        return outputs
 
     return predict
 
@@ -59,6 +70,7 @@ def predict_tiled(
     tile_size: int | tuple[int, int] = 256,
     overlap: int = 32,
     batch_size: int = 4,
+    fit_to_image: bool = False,
 ) -> np.ndarray:
     """Class probabilities of a full image (or sequence) from overlapping tiles.
 
@@ -72,6 +84,9 @@ def predict_tiled(
             :func:`blend_window`; 0 gives plain tiling.
         batch_size: tiles per model call (the last batch is padded to this
             size, so compiled backends see one shape).
+        fit_to_image: for models that take any size: tiles no larger than
+            the image, and no more tiles per call than the image has (no
+            work on padding; each new image size is a new input shape).
 
     Returns:
         ``float32 (height, width, outputs)`` (or ``(time, height, width,
@@ -93,6 +108,9 @@ def predict_tiled(
     if not 0 <= overlap < min(tile_height, tile_width):
         raise ValueError(f"overlap must be in [0, tile size), got {overlap} for tiles of {tile_height} x {tile_width}.")
     height, width = image.shape[-3:-1]
+    if fit_to_image:
+        tile_height, tile_width = min(tile_height, height), min(tile_width, width)
+        overlap = min(overlap, min(tile_height, tile_width) // 2)
     pad_height, pad_width = max(0, tile_height - height), max(0, tile_width - width)
     if pad_height or pad_width:
         spatial = ((0, pad_height), (0, pad_width))
@@ -101,6 +119,8 @@ def predict_tiled(
     window = blend_window(tile_height, tile_width, overlap)[..., None]
     positions = [(top, left) for top in tile_starts(padded_height, tile_height, overlap)
                  for left in tile_starts(padded_width, tile_width, overlap)]
+    if fit_to_image:
+        batch_size = min(batch_size, len(positions))
     total = weight = None
     for start in range(0, len(positions), batch_size):
         chunk = positions[start:start + batch_size]

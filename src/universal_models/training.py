@@ -47,6 +47,7 @@ from .data.pipeline import ArraySource, PatchDataset, TileDataset
 from .evaluation import confusion_matrix, scores_from_confusion
 from .inference import fixed_input_size, keras_predictor, labels_from_probabilities, predict_tiled
 from .registry import get_model, list_models
+from .saving import load_model
 
 STATE_MEMBER = "universal_models_state.json"
 CONFIG_FILE = "config.json"
@@ -522,6 +523,13 @@ class _RunCallback(keras.callbacks.Callback):
         self.epoch_times: list[float] = []
         self.stopped_by_time_limit = False
         self.pending_rng = state.get("global_rng") if state.get("history") else None
+        self.diverged: str | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = f"the training loss became {float(loss)} in epoch {self.state['epoch'] + 1}, batch {batch + 1}"
+            self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self.train_data.epoch = epoch  # batches are a function of (seed, epoch, index)
@@ -539,6 +547,8 @@ class _RunCallback(keras.callbacks.Callback):
         return best is None or (value < best if self.mode == "min" else value > best)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.diverged:  # never overwrite the last good checkpoint with NaN weights
+            return
         logs = {key: float(value) for key, value in (logs or {}).items()}
         if self.monitor not in logs:
             raise ValueError(f"monitor {self.monitor!r} is not logged; logged quantities: {sorted(logs)}.")
@@ -596,6 +606,8 @@ def _prepare_folder(config: TrainConfig, resume: bool, overwrite: bool) -> tuple
                 "`umodels train --output` run (a run killed before its first epoch ended has no checkpoint; "
                 "start it again without --resume)."
             )
+        for stale in folder.glob(".*.tmp*"):  # half-written files of a killed run (never renamed into place)
+            stale.unlink()
         saved = TrainConfig.from_json(json.loads(config_path.read_text(encoding="utf-8")))
         saved.output = str(folder)
         if config.epochs != saved.epochs:  # the one setting a resume may change: train longer
@@ -645,7 +657,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         state = read_checkpoint_state(folder / "last.keras") or {}
         if "epoch" not in state:
             raise ValueError(f"{folder / 'last.keras'} has no training state; it was not written by `umodels train`.")
-        model = keras.saving.load_model(folder / "last.keras", safe_mode=True)
+        model = load_model(folder / "last.keras")
         _restore_seed_states(model, state.get("seed_states", []))
         initial_epoch = int(state["epoch"])
     else:
@@ -677,6 +689,13 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                 f"training interrupted; the last complete epoch is in {folder / 'last.keras'}. "
                 f"Continue with: umodels train --resume --output {folder}"
             ) from None
+    if callback.diverged:
+        kept = (f"{folder / 'last.keras'} keeps epoch {state['epoch']}, the last with finite weights"
+                if state["history"] else "no checkpoint was written")
+        raise ValueError(
+            f"training diverged: {callback.diverged}; {kept}. Lower --learning-rate, check the data for extreme "
+            "values, or use a loss with from_logits=True; then resume (--resume) or start over (--overwrite)."
+        )
     metrics = finish_run(folder, config, data) if evaluate else None
     return TrainResult(folder, model, state["history"], metrics, callback.stopped_by_time_limit)
 
@@ -707,11 +726,13 @@ def evaluate_model(model: keras.Model, source, n_classes: int, *, tile_size, ove
         of all pixels, plus ``n_images``; and the kept samples.
     """
     predictor = keras_predictor(model)
+    any_size = not all(fixed_input_size(model))
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
     kept = []
     for index in range(len(source)):
         image, truth = source.load(index)
-        probabilities = predict_tiled(predictor, image, tile_size=tile_size, overlap=overlap, batch_size=batch_size)
+        probabilities = predict_tiled(predictor, image, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
+                                      fit_to_image=any_size)
         prediction = labels_from_probabilities(probabilities)
         matrix += confusion_matrix(truth, prediction, n_classes)
         if len(kept) < keep:
@@ -730,7 +751,7 @@ def finish_run(folder: Path, config: TrainConfig, data: DataSplit | None = None)
     if state["history"]:
         plot_history(state["history"], folder / "curves.png")
     checkpoint = folder / ("best.keras" if (folder / "best.keras").exists() else "last.keras")
-    model = keras.saving.load_model(checkpoint, safe_mode=True)
+    model = load_model(checkpoint)
     tile, overlap = evaluation_tiles(config)
     if all(fixed_input_size(model)):  # models built for one size (recurrent ones) get tiles of that size
         tile = fixed_input_size(model)

@@ -64,6 +64,19 @@ class ArraySource:
                     f"masks must have the images' shape without the channel axis, {images.shape[:-1]}; "
                     f"got {masks.shape}."
                 )
+        if images.dtype.kind == "f":
+            finite = np.isfinite(images).reshape(len(images), -1).all(axis=1)
+            if not finite.all():
+                bad = np.flatnonzero(~finite)
+                raise ValueError(
+                    f"images {bad[:5].tolist()}{' ...' if len(bad) > 5 else ''} ({len(bad)} of {len(images)}) contain "
+                    "NaN or infinite values, which would make the weights NaN. Fix or drop them, e.g. "
+                    "np.nan_to_num(images) or images[np.isfinite(images).all(axis=(1, 2, 3))]."
+                )
+        if masks is not None and masks.dtype.kind not in "iub":
+            if not np.all(np.isfinite(masks)) or not np.array_equal(masks, np.round(masks)):
+                raise ValueError("masks must hold integer class labels (0, 1, ... n_classes - 1); got non-integer "
+                                 f"values of dtype {masks.dtype}. Threshold or round them first.")
         self.images, self.masks = images, masks
         self.names = list(names) if names is not None else [str(i) for i in range(len(images))]
         self.channels = images.shape[-1]
@@ -228,9 +241,23 @@ class PatchDataset(keras.utils.PyDataset):
             images.append(image[..., top:top + height, left:left + width, :])
             masks.append(mask[..., top:top + height, left:left + width])
         images, masks = np.stack(images), np.stack(masks)
+        self._check_labels(masks, samples)
         if self.augmentation is not None:
             images, masks = _augment_folded(self.augmentation, images, masks, int(rng.integers(2**31 - 1)))
         return self._targets(images, masks)
+
+    def _check_labels(self, masks: np.ndarray, samples: np.ndarray) -> None:
+        n_classes = max(self.n_output_channels, 2)
+        if masks.size == 0 or (masks.min() >= 0 and masks.max() < n_classes):
+            return
+        for mask, sample in zip(masks, samples):
+            if mask.min() < 0 or mask.max() >= n_classes:
+                name = self.source.name(int(sample)) if hasattr(self.source, "name") else str(sample)
+                raise ValueError(
+                    f"the mask of sample {name} has labels {int(mask.min())} ... {int(mask.max())}, outside the "
+                    f"model's {n_classes} classes [0, {n_classes - 1}]. Fix the mask, or train with more classes "
+                    "(n_classes = largest label + 1)."
+                )
 
     def _targets(self, images: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images = images.astype(np.float32, copy=False)
