@@ -68,10 +68,13 @@ def test_batches_are_a_function_of_seed_epoch_and_index():
 
 @pytest.mark.backend_independent
 def test_small_images_are_padded_and_one_channel_targets():
-    data = PatchDataset(_source(n=2, size=16), batch_size=2, patch_size=24, steps_per_epoch=1,
-                        n_output_channels=1)
+    images, masks = make_shapes(2, 16, 16, seed=1)
+    data = PatchDataset(ArraySource(images, (masks > 0).astype("int32")), batch_size=2, patch_size=24,
+                        steps_per_epoch=1, n_output_channels=1)
     images, targets = data[0]
     assert images.shape == (2, 24, 24, 1) and targets.shape == (2, 24, 24, 1) and targets.dtype == np.float32
+    with pytest.raises(ValueError, match="outside the model's 2 classes"):  # 4-class masks, one sigmoid output
+        PatchDataset(_source(n=2, size=16), batch_size=2, patch_size=24, steps_per_epoch=1, n_output_channels=1)[0]
 
 
 def test_sequences_get_one_transform_for_all_frames():

@@ -155,8 +155,11 @@ class PatchDataset(keras.utils.PyDataset):
         augmentation: a :class:`PairedAugmentation`, or ``None``.
         seed: the seed of sample order, patch positions and augmentation.
         epoch: the epoch to start at (``fit(initial_epoch=...)`` on resume).
-        n_output_channels: ``1`` gives targets ``float32 (b, h, w, 1)`` for a
-            sigmoid output; otherwise targets are ``int32 (b, h, w)`` labels.
+        n_output_channels: the model's output channels. ``1`` gives targets
+            ``float32 (b, h, w, 1)`` for a sigmoid output; otherwise targets are
+            ``int32 (b, h, w)`` labels, checked to lie in ``[0, max(n, 2))``
+            (a clear error naming the sample otherwise); ``None``: labels
+            unchecked.
         workers, use_multiprocessing, max_queue_size: as in
             ``keras.utils.PyDataset`` (threads by default).
 
@@ -182,7 +185,7 @@ class PatchDataset(keras.utils.PyDataset):
         augmentation: PairedAugmentation | None = None,
         seed: int = 0,
         epoch: int = 0,
-        n_output_channels: int = 2,
+        n_output_channels: int | None = None,
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
@@ -247,6 +250,8 @@ class PatchDataset(keras.utils.PyDataset):
         return self._targets(images, masks)
 
     def _check_labels(self, masks: np.ndarray, samples: np.ndarray) -> None:
+        if self.n_output_channels is None:
+            return
         n_classes = max(self.n_output_channels, 2)
         if masks.size == 0 or (masks.min() >= 0 and masks.max() < n_classes):
             return
@@ -324,7 +329,7 @@ class TileDataset(keras.utils.PyDataset):
     """
 
     def __init__(self, source: Source, *, batch_size: int, patch_size: int | tuple[int, int],
-                 n_output_channels: int = 2, **kwargs):
+                 n_output_channels: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if len(source) == 0:
             raise ValueError("the validation data has no samples.")
