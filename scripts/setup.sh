@@ -30,7 +30,7 @@ setup_one() {
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     "$venv/bin/python" -m pip install --quiet -e "$root[$extras]"
     echo "$stamp" > "$venv/.stamp"
-    echo "[$backend] ready: $("$venv/bin/python" -c 'import keras; print("keras", keras.__version__)')"
+    echo "[$backend] ready: $(KERAS_BACKEND=$backend "$venv/bin/python" -c 'import keras; print("keras", keras.__version__, "on", keras.config.backend())')"
 }
 
 pids=()

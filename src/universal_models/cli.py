@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "(its settings; --epochs may be raised)")
     group.add_argument("--overwrite", action="store_true", help="start over in an --output that holds a run")
     group.add_argument("--seed", type=int, default=0, help="seed of weights, data order and augmentation")
+    group.add_argument("--distributed", action="store_true",
+                       help="data-parallel training over every visible device (JAX backend: several GPUs, or "
+                            "hosts after keras.distribution.initialize; see docs/cli.md)")
     group.add_argument("--no-deterministic", dest="deterministic", action="store_false",
                        help="allow non-deterministic backend kernels")
     group.add_argument("--workers", type=_positive_int, default=1, help="data-loading workers (threads)")
@@ -321,7 +324,7 @@ def _train_config(args):
         flips=args.flips, rotation=args.rotation, brightness=args.brightness, contrast=args.contrast, seed=args.seed,
         monitor=args.monitor, time_limit=args.time_limit, workers=args.workers,
         use_multiprocessing=args.use_multiprocessing, tile_size=args.tile_size, overlap=args.overlap,
-        deterministic=args.deterministic, output=args.output,
+        deterministic=args.deterministic, distributed=args.distributed, output=args.output,
     )
 
 

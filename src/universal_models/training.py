@@ -89,6 +89,9 @@ class TrainConfig:
         workers, use_multiprocessing: data loading parallelism.
         tile_size, overlap: full-size validation inference at the end.
         deterministic: ask the backend for deterministic kernels.
+        distributed: data-parallel training over every visible device with
+            ``keras.distribution.DataParallel`` (JAX backend only; the batch is
+            split over the devices; see :mod:`universal_models.distributed`).
         output: the run folder.
     """
 
@@ -127,6 +130,7 @@ class TrainConfig:
     tile_size: int | None = None
     overlap: int | None = None
     deterministic: bool = True
+    distributed: bool = False
     output: str = "runs/latest"
 
     def to_json(self) -> dict:
@@ -652,6 +656,10 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     folder, config = _prepare_folder(config, resume, overwrite)
     config.validate()
     seed_everything(config.seed, config.deterministic)
+    if config.distributed:
+        from .distributed import data_parallel
+
+        data_parallel(batch_size=config.batch_size)  # before the model is built or loaded
     data = load_data(config)
     if resume:
         state = read_checkpoint_state(folder / "last.keras") or {}
