@@ -3,6 +3,7 @@
 # Usage: bash scripts/test.sh [torch] [jax] [tensorflow]   (default: all three)
 #   torch:            the whole suite
 #   jax, tensorflow:  everything except tests marked backend_independent (same result on any backend)
+#                     or pipeline (end-to-end runs of backend-agnostic code: CLI, run folders, fault injection)
 # Extra pytest arguments: PYTEST_ARGS="-x -k unet" bash scripts/test.sh torch
 # Each backend's tests run in TEST_WORKERS parallel pytest workers (default: one per core, at most 2),
 # each with one compute thread: most of a test's time is single-threaded (graph tracing, XLA
@@ -20,10 +21,15 @@ parallel=()
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1}"
 
+# JAX: compiled programs are cached on disk for the run, so the workers and the subprocesses
+# some tests start do not compile the same step twice.
+export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$(mktemp -d)}"
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
+
 failed=()
 for backend in "${backends[@]}"; do
     marker=()
-    [ "$backend" = torch ] || marker=(-m "not backend_independent")
+    [ "$backend" = torch ] || marker=(-m "not backend_independent and not pipeline")
     echo "=== tests on $backend ==="
     start=$(date +%s)
     KERAS_BACKEND=$backend ".venv-$backend/bin/python" -m pytest tests -q -p no:cacheprovider \

@@ -47,6 +47,7 @@ def trained_run(tmp_path_factory, data_folder) -> Path:
     return run
 
 
+@pytest.mark.pipeline
 def test_train_writes_the_run_folder(trained_run, capsys):
     for name in ("best.keras", "last.keras", "log.csv", "curves.png", "predictions.png", "metrics.json"):
         assert (trained_run / name).is_file(), name
@@ -54,6 +55,7 @@ def test_train_writes_the_run_folder(trained_run, capsys):
     assert [entry["name"] for entry in metrics["per_class"]] == ["bg", "shape"] and metrics["n_images"] == 2
 
 
+@pytest.mark.pipeline
 def test_resume_continues_the_log(tmp_path, trained_run, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -63,6 +65,7 @@ def test_resume_continues_the_log(tmp_path, trained_run, capsys):
     assert "Validation (full size" in capsys.readouterr().out
 
 
+@pytest.mark.pipeline
 def test_evaluate_a_run_and_a_model_on_other_data(tmp_path, trained_run, data_folder, capsys):
     assert main(["evaluate", str(trained_run), "--output", str(tmp_path / "scores.json")]) == 0
     scores = json.loads((tmp_path / "scores.json").read_text())
@@ -73,6 +76,7 @@ def test_evaluate_a_run_and_a_model_on_other_data(tmp_path, trained_run, data_fo
     assert "6 images" in out and "mean IoU" in out
 
 
+@pytest.mark.pipeline
 def test_predict_writes_one_mask_per_image_and_probabilities(tmp_path, trained_run, data_folder, capsys):
     output = tmp_path / "predicted"
     assert main(["predict", str(trained_run), str(data_folder / "image"), "--output", str(output),
@@ -93,6 +97,7 @@ def test_predict_writes_one_mask_per_image_and_probabilities(tmp_path, trained_r
     assert set(np.unique(np.asarray(Image.open(spread / "3.png")))) <= {0, 255}
 
 
+@pytest.mark.pipeline
 def test_export_keras_drops_the_optimizer(tmp_path, trained_run, capsys):
     path = tmp_path / "model.keras"
     assert main(["export", str(trained_run), "--format", "keras", "--output", str(path)]) == 0
@@ -136,6 +141,7 @@ def test_train_on_generated_data_and_list(tmp_path, capsys):
     assert "unet" in out and "shapes" in out and "lstm" in out
 
 
+@pytest.mark.pipeline
 def test_train_a_recurrent_model_on_moving_shapes(tmp_path, capsys):
     run = tmp_path / "sequences"
     assert main(["train", "--model", "lstm_unet", "--option", "base_filters=4", "--option", "depth=2",
@@ -147,6 +153,7 @@ def test_train_a_recurrent_model_on_moving_shapes(tmp_path, capsys):
     assert (run / "predictions.png").is_file()
 
 
+@pytest.mark.pipeline
 def test_demo_quick(tmp_path, capsys):
     assert main(["demo", "--quick", "--output", str(tmp_path / "demo"), "--verbose", "0"]) == 0
     out = capsys.readouterr().out
@@ -193,6 +200,7 @@ def test_bad_input_errors_name_the_problem(arguments, message, capsys):
     assert message in error and error.startswith(f"umodels {arguments[0]}: error:")
 
 
+@pytest.mark.pipeline
 def test_data_errors_name_the_file(tmp_path, capsys):
     root = tmp_path / "bad"
     write_folder(root, n=4, size=32)

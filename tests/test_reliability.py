@@ -64,6 +64,7 @@ def _assert_checkpoints_loadable(folder: Path) -> None:
             um.load_model(path)  # complete, with its optimizer
 
 
+@pytest.mark.pipeline
 def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_weights(tmp_path):
     """Kill ``umodels train`` with SIGKILL three times at random moments (during epochs and
     checkpoint writes); every checkpoint on disk must load, and ``--resume`` must end with the
@@ -186,6 +187,7 @@ def _peak_rss_predict(model: Path, inputs: Path, output: Path) -> float:
     return int(line.split()[1]) / 1024
 
 
+@pytest.mark.pipeline
 def test_predict_over_a_thousand_images_in_bounded_memory(tmp_path):
     model, _, _ = um.get_model("testnet", None, None, 1, 3, base_filters=4)
     model.save(tmp_path / "model.keras")

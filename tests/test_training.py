@@ -33,6 +33,7 @@ def _weights(model) -> list[np.ndarray]:
     return [np.asarray(keras.ops.convert_to_numpy(weight)) for weight in model.weights]
 
 
+@pytest.mark.pipeline
 def test_run_writes_checkpoints_log_plots_and_metrics(tmp_path):
     result = train(_config(tmp_path, epochs=2), verbose=0)
     folder = result.output
@@ -111,6 +112,7 @@ def test_bad_settings(tmp_path, changes, message):
         _config(tmp_path, **changes).validate()
 
 
+@pytest.mark.pipeline
 def test_time_limit_stops_after_a_complete_epoch(tmp_path):
     result = train(_config(tmp_path, epochs=50, time_limit=0.001), verbose=0, evaluate=False)
     assert result.stopped_by_time_limit and len(result.history) == 1
