@@ -12,7 +12,15 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 backends=("$@")
 [ ${#backends[@]} -gt 0 ] || backends=(torch jax tensorflow)
-bash scripts/setup.sh "${backends[@]}" || { echo "environment setup failed" >&2; exit 1; }
+# The first backend's environment is made first and its tests start at once; the other
+# environments are made meanwhile (their log is printed when they are needed).
+bash scripts/setup.sh "${backends[0]}" || { echo "environment setup failed" >&2; exit 1; }
+setup_log=$(mktemp)
+setup_pid=
+if [ ${#backends[@]} -gt 1 ]; then
+    bash scripts/setup.sh "${backends[@]:1}" > "$setup_log" 2>&1 &
+    setup_pid=$!
+fi
 
 cores=$(nproc 2>/dev/null || echo 1)
 workers=${TEST_WORKERS:-$(( cores < 2 ? 1 : 2 ))}
@@ -28,6 +36,11 @@ export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
 
 failed=()
 for backend in "${backends[@]}"; do
+    if [ -n "$setup_pid" ] && [ "$backend" != "${backends[0]}" ]; then
+        wait "$setup_pid"; setup_status=$?; setup_pid=
+        cat "$setup_log"
+        [ "$setup_status" -eq 0 ] || { echo "environment setup failed" >&2; exit 1; }
+    fi
     marker=()
     [ "$backend" = torch ] || marker=(-m "not backend_independent and not pipeline")
     echo "=== tests on $backend ==="

@@ -28,3 +28,18 @@ def threshold_batch(batch, height, width, channels, n_classes, seed=0, blob_radi
     images = rng.normal(0.0, 0.25, (batch, height, width, channels)).astype("float32")
     images[..., 0] += labels / max(n_classes - 1, 1)
     return images, labels
+
+
+def perturb_weights(model, seed: int = 5) -> None:
+    """Move every weight of ``model`` away from its initial value, batch-norm statistics
+    included (non-negative weights such as variances stay positive).
+
+    Stands in for a short training run where a test needs a model whose weights are
+    all "trained" (a save/load round trip, a stateful twin) without compiling a
+    training step.
+    """
+    rng = np.random.default_rng(seed)
+    model.set_weights([
+        weight * rng.uniform(0.5, 1.5, weight.shape).astype(weight.dtype) + 0.01 * (weight.min() >= 0)
+        for weight in model.get_weights()
+    ])

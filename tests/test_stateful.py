@@ -16,6 +16,7 @@ import keras
 import universal_models as um
 from universal_models.stateful import is_stateful, recurrent_layers
 
+from tests.helpers import perturb_weights
 from tests.models.test_recurrent import CASES, MODELS
 
 
@@ -26,13 +27,9 @@ def _model(name, n_classes=2, **options):
 
 
 def _trained(name, n_classes=2):
-    """A model whose batch-norm statistics moved away from 0 / 1 (one short fit)."""
+    """A model whose weights, batch-norm statistics included, are all away from their start."""
     model = _model(name, n_classes)
-    frames = np.random.default_rng(0).random((2, 4, 16, 16, 1)).astype("float32")
-    targets = np.random.default_rng(1).random((2, 4, 16, 16, n_classes)).astype("float32")
-    if n_classes > 1:
-        targets /= targets.sum(axis=-1, keepdims=True)
-    model.fit(frames, targets, epochs=2, verbose=0)
+    perturb_weights(model)
     return model
 
 

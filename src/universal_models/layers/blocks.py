@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from .checks import InputGuard
+from .initializers import glorot_uniform, he_normal
 from .normalization import BatchNormalization
 from .spatial import CropToMatch, PadToMultiple
 
@@ -28,16 +29,19 @@ def conv_bn_act(
     strides: int = 1,
     batch_norm: bool = True,
     activation: str | None = "relu",
-    kernel_initializer: Any = "he_normal",
+    kernel_initializer: Any = None,
 ):
-    """Conv2D (no bias when batch norm follows) -> BatchNorm -> activation."""
+    """Conv2D (no bias when batch norm follows) -> BatchNorm -> activation.
+
+    ``kernel_initializer=None`` is He-normal (:func:`~universal_models.layers.initializers.he_normal`).
+    """
     tensor = layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
         padding="same",
         use_bias=not batch_norm,
-        kernel_initializer=kernel_initializer,
+        kernel_initializer=he_normal() if kernel_initializer is None else kernel_initializer,
         name=f"{name}_conv",
     )(tensor)
     if batch_norm:
@@ -72,7 +76,9 @@ def classifier_head(tensor, n_classes: int, output_activation: str | None, *, na
     The activation runs in float32 so that mixed-precision models still give
     well-formed probabilities.
     """
-    tensor = layers.Conv2D(n_classes, 1, padding="same", name=f"{name}_conv")(tensor)
+    tensor = layers.Conv2D(
+        n_classes, 1, padding="same", kernel_initializer=glorot_uniform(), name=f"{name}_conv"
+    )(tensor)
     return output_activation_layer(tensor, n_classes, output_activation, name=name)
 
 

@@ -20,6 +20,9 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from .initializers import he_normal
+from .normalization import BatchNormalization
+
 
 def _check_block_size(block_size) -> int:
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 2:
@@ -99,7 +102,8 @@ class ICNR(keras.initializers.Initializer):
     Args:
         scale: the upsampling factor ``r`` of the following depth-to-space.
         initializer: the initializer of the base kernel (name, config or
-            instance), ``"he_normal"`` by default.
+            instance); He-normal (:func:`~universal_models.layers.initializers.he_normal`)
+            when ``None``.
 
     Raises:
         ValueError: ``scale`` is not an integer >= 2, or the kernel's number of
@@ -109,9 +113,9 @@ class ICNR(keras.initializers.Initializer):
         >>> conv = keras.layers.Conv2D(4 * 8, 3, padding="same", kernel_initializer=ICNR(2))
     """
 
-    def __init__(self, scale: int = 2, initializer: Any = "he_normal"):
+    def __init__(self, scale: int = 2, initializer: Any = None):
         self.scale = _check_block_size(scale)
-        self.initializer = keras.initializers.get(initializer)
+        self.initializer = he_normal() if initializer is None else keras.initializers.get(initializer)
 
     def __call__(self, shape, dtype=None):
         *kernel_shape, out_channels = shape
@@ -161,7 +165,7 @@ def subpixel_upsampling(
     )(tensor)
     tensor = DepthToSpace(scale, name=f"{name}_depth_to_space")(tensor)
     if batch_norm:
-        tensor = layers.BatchNormalization(name=f"{name}_bn")(tensor)
+        tensor = BatchNormalization(name=f"{name}_bn")(tensor)
     if activation is not None:
         tensor = layers.Activation(activation, name=f"{name}_{activation}")(tensor)
     return tensor

@@ -14,6 +14,7 @@ from __future__ import annotations
 from keras import layers
 
 from ...layers.blocks import check_min_size, classifier_head, padded_input, restore_size
+from ...layers.initializers import HostOrthogonal, glorot_uniform
 from ...layers.time import FoldTime, UnfoldTime
 
 
@@ -87,7 +88,8 @@ def conv_lstm(folded, inputs, filters: int, *, name: str, stateful: bool, kernel
     """
     sequence = UnfoldTime(name=f"{name}_unfold_time")([folded, inputs])
     sequence = layers.ConvLSTM2D(
-        filters, kernel_size, padding="same", return_sequences=True, stateful=stateful, name=name
+        filters, kernel_size, padding="same", return_sequences=True, stateful=stateful,
+        kernel_initializer=glorot_uniform(), recurrent_initializer=HostOrthogonal(), name=name,
     )(sequence)
     return FoldTime(name=f"{name}_fold_time")(sequence)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from keras import Model, initializers, layers
 
 from ...layers.blocks import check_min_size, conv_bn_act, conv_stack, output_activation_layer, padded_input, restore_size
-from ...layers.initializers import BilinearUpsampling
+from ...layers.initializers import BilinearUpsampling, glorot_uniform
 from ...registry import register_model
 from .segnet import VGG16_CONVS, _block_filters
 
@@ -27,7 +27,7 @@ def _upsample(tensor, n_classes: int, factor: int, *, name: str, trainable: bool
 
 def _score(tensor, n_classes: int, *, name: str, zero: bool = False):
     """1x1 convolution to class scores (skip scores start at zero, as in the paper)."""
-    initializer = initializers.Zeros() if zero else "glorot_uniform"
+    initializer = initializers.Zeros() if zero else glorot_uniform()
     return layers.Conv2D(n_classes, 1, kernel_initializer=initializer, name=name)(tensor)
 
 

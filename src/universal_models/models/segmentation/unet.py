@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras import layers, Model
 
+from ...layers.initializers import glorot_uniform
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
 from ...registry import register_model
 
@@ -32,10 +33,12 @@ def unet_decoder(tensor, skips, base_filters: int, upsampling: str, batch_norm: 
         filters = base_filters * 2**level
         prefix = f"decoder{level + 1}"
         if upsampling == "transpose":
-            tensor = layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{prefix}_upconv")(tensor)
+            tensor = layers.Conv2DTranspose(
+                filters, 2, strides=2, padding="same", kernel_initializer=glorot_uniform(), name=f"{prefix}_upconv"
+            )(tensor)
         else:
             tensor = layers.UpSampling2D(2, interpolation="bilinear", name=f"{prefix}_upsample")(tensor)
-            tensor = layers.Conv2D(filters, 1, name=f"{prefix}_reduce")(tensor)
+            tensor = layers.Conv2D(filters, 1, kernel_initializer=glorot_uniform(), name=f"{prefix}_reduce")(tensor)
         tensor = layers.Concatenate(name=f"{prefix}_concat")([skips[level], tensor])
         tensor = conv_stack(tensor, filters, 2, name=prefix, batch_norm=batch_norm)
     return tensor
