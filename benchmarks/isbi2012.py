@@ -32,10 +32,10 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "isbi2012"
 LOSSES = ("cross_entropy", "ce_dice_loss", "focal_loss")
 
 
-def train_command(data: Path, loss: str, output: Path, minutes: float, seed: int) -> list[str]:
+def train_command(data: Path, loss: str, output: Path, minutes: float, seed: int, base_filters: int = 16) -> list[str]:
     """The `umodels train` command line of one run (also printed in the docs)."""
     return [
-        "umodels", "train", "--model", "unet", "--option", "base_filters=8", "--option", "depth=4",
+        "umodels", "train", "--model", "unet", "--option", f"base_filters={base_filters}", "--option", "depth=4",
         "--data", str(data), "--images-dir", "image", "--masks-dir", "label", "--val-split", "5",
         "--class-names", "membrane,interior",
         "--loss", loss, "--epochs", "200", "--time-limit", str(minutes), "--patch-size", "128",
@@ -52,6 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=19.0, help="wall-clock budget per run (<= 20)")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the runs (default: the backend's choice)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base-filters", type=int, default=16, help="U-Net width (filters of the first level)")
     parser.add_argument("--output", type=Path, default=ROOT / "runs" / "isbi2012")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--table-only", action="store_true",
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
     rows = []
     for loss in [] if args.table_only else args.losses:
         output = args.output / loss
-        command = train_command(args.data, loss, output, args.minutes, args.seed)
+        command = train_command(args.data, loss, output, args.minutes, args.seed, args.base_filters)
         print("$", " ".join(command), flush=True)
         started = time.monotonic()
         runner = [sys.executable, "-m", "universal_models.cli"] + command[1:]

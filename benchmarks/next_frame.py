@@ -116,8 +116,9 @@ MODEL_OPTIONS = {
 
 
 def train(name: str, train_digits: np.ndarray, *, minutes: float, batch_size: int, learning_rate: float,
-          window: int, seed: int, log, wall_limit_minutes: float | None = None) -> tuple[keras.Model, dict]:
-    """Teacher-forced next-frame training for ``minutes`` of CPU time of this process.
+          window: int, seed: int, log, wall_limit_minutes: float | None = None,
+          feedback: float = 0.0) -> tuple[keras.Model, dict]:
+    """Next-frame training for ``minutes`` of CPU time of this process.
 
     The budget is CPU time (``time.process_time``, all threads), not wall time,
     so that it means the same on a shared, busy machine; ``wall_limit_minutes``
@@ -128,6 +129,15 @@ def train(name: str, train_digits: np.ndarray, *, minutes: float, batch_size: in
     ``0 .. window - 2``, targets ``1 .. window - 1``; binary
     cross-entropy on the sigmoid output; Adam, learning rate divided by 10 for
     the last fifth of the budget.
+
+    ``feedback > 0`` adds scheduled sampling (Bengio et al. 2015) with whole
+    rollouts: for a share of the batches that grows linearly from 0 to
+    ``feedback`` over the first half of the budget, the input frames after
+    the first ``CONTEXT`` are replaced by the model's own rollout from those
+    context frames (:func:`universal_models.rollout` on a stateful twin with
+    the current weights), so that the model learns to continue from its own,
+    imperfect predictions, as it must at test time. The targets stay the true
+    frames; no gradient flows through the fed-back frames.
     """
     keras.utils.set_random_seed(seed)
     model, _, _ = um.get_model(name, 64, 64, 1, 1, **MODEL_OPTIONS[name])
@@ -136,12 +146,21 @@ def train(name: str, train_digits: np.ndarray, *, minutes: float, batch_size: in
     budget, start, wall_start, step, losses = minutes * 60.0, time.process_time(), time.perf_counter(), 0, []
     lowered = False
     wall_limit = float("inf") if wall_limit_minutes is None else wall_limit_minutes * 60.0
+    fed_back = feedback > 0 and window > CONTEXT + 1
+    streamer = um.to_stateful(model, batchsize=batch_size, timesteps=None) if fed_back else None
+    rng, fed_back_steps = np.random.default_rng(seed), 0
     while (elapsed := time.process_time() - start) < budget and time.perf_counter() - wall_start < wall_limit:
         if not lowered and elapsed > 0.8 * budget:
             optimizer.learning_rate.assign(learning_rate / 10)
             lowered = True
         sequences = moving_mnist(train_digits, batch_size, window, seed=seed * 10_000_000 + step)
-        loss = model.train_on_batch(sequences[:, :-1], sequences[:, 1:])
+        inputs = sequences[:, :-1]
+        if fed_back and rng.random() < feedback * min(1.0, elapsed / (0.5 * budget)):
+            streamer.set_weights(model.get_weights())
+            future = um.rollout(streamer, sequences[:, :CONTEXT], window - 1 - CONTEXT)
+            inputs = np.concatenate([sequences[:, :CONTEXT], future], axis=1)
+            fed_back_steps += 1
+        loss = model.train_on_batch(inputs, sequences[:, 1:])
         losses.append(float(np.asarray(loss)))
         step += 1
         if step % 10 == 0:
@@ -155,6 +174,8 @@ def train(name: str, train_digits: np.ndarray, *, minutes: float, batch_size: in
         "parameters": model.count_params(),
         "options": MODEL_OPTIONS[name],
         "window": window,
+        "feedback": feedback,
+        "fed_back_steps": fed_back_steps,
     }
     return model, info
 
@@ -198,8 +219,9 @@ def machine() -> str:
 
 
 def command_train(arguments) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    log_path = RESULTS / "train.log"
+    results_folder = arguments.results
+    results_folder.mkdir(parents=True, exist_ok=True)
+    log_path = results_folder / "train.log"
 
     def log(message: str) -> None:
         line = f"{time.strftime('%H:%M:%S')} {message}"
@@ -217,14 +239,14 @@ def command_train(arguments) -> None:
     for name in arguments.models:
         model, info = train(name, train_digits, minutes=arguments.minutes, batch_size=arguments.batch_size,
                             learning_rate=arguments.learning_rate, window=arguments.window, seed=arguments.seed,
-                            log=log, wall_limit_minutes=arguments.wall_limit_minutes)
-        model.save(RESULTS / f"{name}.keras")
+                            log=log, wall_limit_minutes=arguments.wall_limit_minutes, feedback=arguments.feedback)
+        model.save(results_folder / f"{name}.keras")
         prediction = predict_future(model, test, 50)
         row = {**scores(prediction, test[:, CONTEXT:]), **info}
         results["rows"][name] = row
-        save_samples(RESULTS / f"{name}_rollout.png", test, prediction)
+        save_samples(results_folder / f"{name}_rollout.png", test, prediction)
         log(f"{name}: MSE {row['mse']:.1f} SSIM {row['ssim']:.3f} after {info['steps']} steps")
-        with open(RESULTS / f"results_{'_'.join(arguments.models)}.json", "w", encoding="utf-8") as handle:
+        with open(results_folder / f"results_{'_'.join(arguments.models)}.json", "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=1)
     print(markdown(results))
 
@@ -309,6 +331,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["train", "timing", "check-ssim"])
     parser.add_argument("--mnist", type=Path, default=ROOT.parent / "shared" / "data" / "mnist")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the table, models and images")
     parser.add_argument("--models", nargs="+", default=["lstm_next_frame", "lstm_unet"])
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget per model, CPU minutes")
     parser.add_argument("--wall-limit-minutes", type=float, default=None,
@@ -316,6 +339,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--window", type=int, default=CONTEXT + FUTURE, help="frames per training sequence")
+    parser.add_argument("--feedback", type=float, default=0.0,
+                        help="scheduled sampling: largest share of batches trained on the model's own rollout")
     parser.add_argument("--test-sequences", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", type=int, default=5, help="timing rounds")

@@ -287,9 +287,14 @@ def reference_flops(reference: nn.Module, images: torch.Tensor, labels: torch.Te
     return counter.get_total_flops()
 
 
-def check_twins(model, reference: nn.Module, images: np.ndarray, atol: float = 1e-4) -> None:
+def check_twins(model, reference: nn.Module, images: np.ndarray, atol: float = 2e-3) -> None:
     """Assert equal parameter counts, equal inference outputs (all but <= 0.1 % of them within
     ``atol`` of the logit scale) and equal FLOP counts.
+
+    The tolerance: the 16-filter nets agree to about 1e-6, but the paper-width SegNet's 26
+    convolutions of up to 512 channels, summed in another order (channels-last against NCHW
+    kernels), differ by up to 1.5e-3 of the logit scale; a wrong layer or weight differs by
+    the order of the scale itself.
 
     ``model`` must output logits (built with ``logits=True``).
     """

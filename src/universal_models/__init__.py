@@ -20,6 +20,7 @@ from .stateful import predict_stream, reset_states, rollout, to_stateful  # noqa
 from . import losses, metrics  # noqa: E402  (registers every loss and metric, and their string names)
 from . import layers, models  # noqa: E402,F401  (registers every layer and model: saved models load after this import)
 from .saving import load_model  # noqa: E402
+from .allocator import keep_freed_memory  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "__version__",
     "backend",
     "get_model",
+    "keep_freed_memory",
     "list_models",
     "load_model",
     "model_options",

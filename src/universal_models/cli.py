@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .allocator import keep_freed_memory
+
 #: Demo settings: a U-Net on generated shapes, sized for about two minutes on 2 CPU cores.
 DEMO_SETTINGS = dict(
     model="unet", model_options={"base_filters": 16, "depth": 3}, data="shapes", n_samples=400, image_size=64,
@@ -567,6 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large activations reuse the process's memory (see universal_models.allocator)
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt as interrupt:
