@@ -115,3 +115,24 @@ def test_subpixel_block_and_saving(tmp_path):
     np.testing.assert_array_equal(_numpy(model(images)), _numpy(loaded(images)))
     restored = ICNR.from_config(ICNR(3, "glorot_uniform").get_config())
     assert restored.scale == 3 and isinstance(restored.initializer, keras.initializers.GlorotUniform)
+
+
+def test_blur_removes_the_subpixel_grid_whatever_the_kernels_become():
+    """A trained sub-pixel convolution need not keep ICNR's equal sub-pixel kernels; with
+    different ones a constant input comes out as a 2 x 2 pattern. The blur that follows
+    depth-to-space averages every pixel with its right and lower neighbours, so inside the
+    image the pattern cancels (the 2 x 2 box filter has a zero at the grid frequency)."""
+    constant = np.full((1, 8, 8, 3), 0.7, "float32")
+    outputs = {}
+    for blur in (False, True):
+        inputs = keras.Input((8, 8, 3))
+        model = keras.Model(inputs, subpixel_upsampling(inputs, 5, name="up", batch_norm=False, activation=None,
+                                                        blur=blur))
+        conv = model.get_layer("up_conv")
+        kernel = np.random.default_rng(3).normal(size=conv.kernel.shape).astype("float32")  # 4 different kernels
+        conv.kernel.assign(kernel)
+        outputs[blur] = _numpy(model(constant))
+    assert _max_subpixel_spread(outputs[False]) > 1e-2  # the grid
+    interior = outputs[True][:, 2:-3, 2:-3]  # away from the edges (zero padding of the 3 x 3 convolution)
+    assert float((interior.max(axis=(1, 2)) - interior.min(axis=(1, 2))).max()) < 1e-5  # constant per channel
+    assert model.get_layer("up_blur").get_config()["pool_size"] == (2, 2)

@@ -24,6 +24,7 @@ def build_lstm_next_frame(
     depth: int = 3,
     lstm_kernel_size: int = 3,
     skip_connections: bool = True,
+    subpixel_blur: bool = True,
     batch_norm: bool = True,
     output_activation: str | None = "auto",
     stateful: bool = False,
@@ -44,7 +45,9 @@ def build_lstm_next_frame(
     resolution). The convolution feeding each depth-to-space is ICNR-initialised
     (Aitken et al. 2017, arXiv:1707.02937), so the network starts free of the
     checkerboard artifacts that disabled this model in the Keras 2 library it
-    replaces.
+    replaces, and a 2 x 2 blur follows each depth-to-space (Sugawara et al.
+    2019), so that it stays free of them while it trains
+    (:func:`~universal_models.layers.depth_to_space.subpixel_upsampling`).
 
     To predict greyscale frames use ``input_channels == n_classes == 1`` (sigmoid
     output, train with binary cross-entropy or MSE against frame ``t + 1``); for
@@ -61,6 +64,8 @@ def build_lstm_next_frame(
         lstm_kernel_size: kernel size of the ConvLSTMs' convolutions.
         skip_connections: concatenate the encoder's features of the same scale
             in the decoder.
+        subpixel_blur: the 2 x 2 blur after each depth-to-space (``False``
+            for the ablation in ``benchmarks/next_frame.py``).
         batch_norm: batch normalisation after the convolutions.
         output_activation: ``"auto"``, ``"softmax"``, ``"sigmoid"`` or ``None``.
         stateful: keep the ConvLSTM states between batches (streaming); needs
@@ -97,7 +102,7 @@ def build_lstm_next_frame(
     for level in reversed(range(depth)):
         filters = base_filters * 2 ** max(level - 1, 0)
         prefix = f"up{level + 1}"
-        tensor = subpixel_upsampling(tensor, filters, name=prefix, batch_norm=batch_norm)
+        tensor = subpixel_upsampling(tensor, filters, name=prefix, batch_norm=batch_norm, blur=subpixel_blur)
         if skip_connections:
             tensor = layers.Concatenate(name=f"{prefix}_concat")([skips[level], tensor])
         tensor = conv_bn_act(tensor, filters, name=f"{prefix}_refine", batch_norm=batch_norm)
