@@ -65,9 +65,9 @@ class ModelTest:
     def test_any_size_at_call_time(self):
         model, output_height, output_width = self.build(None, None, 1, 2)
         assert (output_height, output_width) == (None, None)
-        for height, width in [(32, 32), (45, 61)]:
-            images = np.random.default_rng(2).random((1, height, width, 1)).astype("float32")
-            assert tuple(model(images, training=False).shape) == (1, height, width, 2)
+        # 45 x 61 is a multiple of no model's factor: padded inside the model and cropped back
+        images = np.random.default_rng(2).random((1, 45, 61, 1)).astype("float32")
+        assert tuple(model(images, training=False).shape) == (1, 45, 61, 2)
 
     def test_too_small_input_names_the_minimum(self):
         if self.min_size <= 1:
