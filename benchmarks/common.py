@@ -153,6 +153,21 @@ def current_rss() -> float:
     return _status_kib("VmRSS") / 1024
 
 
+def add_memory_option(parser) -> None:
+    """``--keep-memory``: run with :func:`universal_models.keep_freed_memory` (as ``umodels`` does)."""
+    parser.add_argument("--keep-memory", action="store_true",
+                        help="keep freed memory in the process (universal_models.keep_freed_memory), as umodels does")
+
+
+def apply_memory_option(args) -> str:
+    """Apply ``--keep-memory``; returns the allocator's description for the machine line."""
+    if not getattr(args, "keep_memory", False):
+        return "glibc malloc defaults"
+    import universal_models as um
+
+    return "keep_freed_memory()" if um.keep_freed_memory() else "keep_freed_memory() not available"
+
+
 # -- reporting ---------------------------------------------------------------------
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub Markdown table."""
@@ -172,13 +187,15 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def machine_line() -> str:
-    """One line naming the CPU, core count, load average and library versions."""
+def machine_line(allocator: str | None = None) -> str:
+    """One line naming the CPU, core count, load average, library versions (and the allocator)."""
     import keras
 
     versions = [f"keras {keras.__version__}", f"backend {keras.config.backend()}"]
     backend_module = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow"}[keras.config.backend()]
     versions.append(f"{backend_module} {__import__(backend_module).__version__}")
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    if allocator:
+        versions.append(f"allocator: {allocator}")
     return (f"Machine: {cpu_model()}, {os.cpu_count()} cores; load average before the run {load}; "
             + "; ".join(versions) + ".")

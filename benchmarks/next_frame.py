@@ -83,11 +83,43 @@ def ssim(prediction: np.ndarray, truth: np.ndarray, data_range: float = 1.0) -> 
     return (numerator / denominator).mean(axis=(1, 2)).reshape(leading)
 
 
+def grid_peak(frames: np.ndarray, periods=(2, 4, 8)) -> float | None:
+    """How much a periodic grid stands out in the frames' spectrum (1: not at all).
+
+    Sub-pixel (depth-to-space) and transposed-convolution upsampling by 2, 4 or
+    8 can leave a pattern of that period, which puts power at the frequencies
+    ``(a * h / p, b * w / p)``. For each such frequency (DC excluded), the
+    power spectrum averaged over all frames is divided by the mean of its 8
+    neighbours; returned is the largest ratio. Natural images and blurred
+    predictions have smooth spectra (about 1; true Moving MNIST frames 0.8-1.3),
+    a checkerboard gives a peak. ``None`` for all-zero frames.
+    """
+    frames = frames[..., 0] if frames.shape[-1] == 1 else frames
+    frames = frames.reshape(-1, *frames.shape[-2:]).astype(np.float64)
+    centred = frames - frames.mean(axis=(1, 2), keepdims=True)
+    spectrum = (np.abs(np.fft.fft2(centred)) ** 2).mean(axis=0)
+    if not spectrum.any():
+        return None
+    height, width = spectrum.shape
+    ratios = []
+    for period in periods:
+        for a in range(period):
+            for b in range(period):
+                if a == b == 0:
+                    continue
+                y, x = a * height // period, b * width // period
+                neighbours = [spectrum[(y + dy) % height, (x + dx) % width]
+                              for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+                ratios.append(spectrum[y, x] / max(np.mean(neighbours), 1e-30))
+    return float(max(ratios))
+
+
 def scores(prediction: np.ndarray, truth: np.ndarray) -> dict:
     return {
         "mse": frame_mse(prediction, truth),
         "ssim": float(ssim(prediction, truth).mean()),
         "mse_per_frame": [frame_mse(prediction[:, [t]], truth[:, [t]]) for t in range(truth.shape[1])],
+        "grid_peak": grid_peak(prediction),
     }
 
 
@@ -102,6 +134,7 @@ def load_splits(mnist_folder: Path, n_test: int, seed: int):
 def baselines(test: np.ndarray) -> dict:
     context, truth = test[:, :CONTEXT], test[:, CONTEXT:]
     return {
+        "true frames": scores(truth, truth),
         "all-zeros frame": scores(np.zeros_like(truth), truth),
         "mean of context frames": scores(np.repeat(context.mean(axis=1, keepdims=True), FUTURE, axis=1), truth),
         "copy last frame": scores(np.repeat(context[:, -1:], FUTURE, axis=1), truth),
@@ -251,14 +284,46 @@ def command_train(arguments) -> None:
     print(markdown(results))
 
 
+TRAINING_FIELDS = ("steps", "sequences_seen", "cpu_minutes", "wall_minutes", "final_loss", "parameters", "options",
+                   "window", "feedback", "fed_back_steps")
+
+
+def command_score(arguments) -> None:
+    """Score saved models (``LABEL=PATH``) on the test sequences, next to the baselines, with the
+    training record of each label taken from the ``--merge`` JSON files of their training runs."""
+    results_folder = arguments.results
+    results_folder.mkdir(parents=True, exist_ok=True)
+    _, test = load_splits(arguments.mnist, arguments.test_sequences, arguments.seed)
+    training, batch_size = {}, arguments.batch_size
+    for path in arguments.merge:
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+        batch_size = earlier.get("batch_size", batch_size)
+        training.update({name: row for name, row in earlier["rows"].items() if "steps" in row})
+    results = {"machine": machine(), "batch_size": batch_size, "test_sequences": len(test),
+               "rows": dict(baselines(test))}
+    for item in arguments.model_files:
+        label, _, path = item.partition("=")
+        model = um.load_model(path)
+        prediction = predict_future(model, test, 50)
+        record = training.get(label, {})
+        results["rows"][label] = {**{key: record[key] for key in TRAINING_FIELDS if key in record},
+                                  **scores(prediction, test[:, CONTEXT:])}
+        save_samples(results_folder / f"{label.split()[0]}_rollout.png", test, prediction)
+    (results_folder / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    table = markdown(results)
+    (results_folder / "results.md").write_text(table + "\n", encoding="utf-8")
+    print(table)
+
+
 def markdown(results: dict) -> str:
-    lines = ["| prediction | MSE per frame | SSIM | training |", "| --- | ---: | ---: | --- |"]
+    lines = ["| prediction | MSE per frame | SSIM | grid peak | training |", "| --- | ---: | ---: | ---: | --- |"]
     for name, row in results["rows"].items():
         training = "-"
         if "steps" in row:
             training = (f"{row['steps']} steps x {results['batch_size']} sequences, {row['cpu_minutes']:.0f} CPU min, "
                         f"{row['parameters'] / 1e6:.2f} M parameters")
-        lines.append(f"| {name} | {row['mse']:.1f} | {row['ssim']:.3f} | {training} |")
+        peak = "-" if row.get("grid_peak") is None else f"{row['grid_peak']:.2f}"
+        lines.append(f"| {name} | {row['mse']:.1f} | {row['ssim']:.3f} | {peak} | {training} |")
     return "\n".join(lines)
 
 
@@ -329,7 +394,7 @@ def command_check_ssim(arguments) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "timing", "check-ssim"])
+    parser.add_argument("command", choices=["train", "score", "timing", "check-ssim"])
     parser.add_argument("--mnist", type=Path, default=ROOT.parent / "shared" / "data" / "mnist")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the table, models and images")
     parser.add_argument("--models", nargs="+", default=["lstm_next_frame", "lstm_unet"])
@@ -342,10 +407,17 @@ def main(argv=None) -> None:
     parser.add_argument("--feedback", type=float, default=0.0,
                         help="scheduled sampling: largest share of batches trained on the model's own rollout")
     parser.add_argument("--test-sequences", type=int, default=1000)
+    parser.add_argument("--no-blur", action="store_true", help="lstm_next_frame without the blur after depth-to-space")
+    parser.add_argument("--model-files", nargs="+", default=[], metavar="LABEL=PATH", help="score: saved models")
+    parser.add_argument("--merge", nargs="+", default=[], help="score: training-run JSON files (steps, CPU time)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", type=int, default=5, help="timing rounds")
     arguments = parser.parse_args(argv)
-    {"train": command_train, "timing": command_timing, "check-ssim": command_check_ssim}[arguments.command](arguments)
+    if arguments.no_blur:
+        MODEL_OPTIONS["lstm_next_frame"] = {**MODEL_OPTIONS["lstm_next_frame"], "subpixel_blur": False}
+    commands = {"train": command_train, "score": command_score, "timing": command_timing,
+                "check-ssim": command_check_ssim}
+    commands[arguments.command](arguments)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is steadier on a busy machine)")
     parser.add_argument("--rows", type=int, default=20)
+    common.add_memory_option(parser)
     args = parser.parse_args(argv)
+    allocator = common.apply_memory_option(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(common.machine_line())
+    print(common.machine_line(allocator))
     model, reference = torch_reference.build_twins(args.model, args.size)
     images, labels = common.synthetic_batch(args.batch * args.steps, args.size, args.size, 3, 2)
     ours = common.keras_runners(model, images, labels, args.batch)

@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frame-size", type=int, default=64, help="frame size of the time-step sweep")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
+    common.add_memory_option(parser)
     args = parser.parse_args(argv)
-    print(common.machine_line())
+    print(common.machine_line(common.apply_memory_option(args)))
     rows, fits = [], []
     for key in args.models:
         recurrent = MODELS[key][2]

@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=2, help="batches per timed run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--onnx", action="store_true", help="also time the ONNX export with onnxruntime (torch)")
+    common.add_memory_option(parser)
     args = parser.parse_args(argv)
-    print(common.machine_line())
+    print(common.machine_line(common.apply_memory_option(args)))
     rows = []
     for key in args.models:
         for size in args.sizes:

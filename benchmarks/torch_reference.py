@@ -287,7 +287,28 @@ def reference_flops(reference: nn.Module, images: torch.Tensor, labels: torch.Te
     return counter.get_total_flops()
 
 
-def check_twins(model, reference: nn.Module, images: np.ndarray, atol: float = 2e-3) -> None:
+def _float64_outputs(model, reference: nn.Module, images: np.ndarray, build):
+    """Inference outputs of both twins in float64 (the weights of ``model``, widened)."""
+    import copy
+
+    import keras
+
+    floatx = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    try:
+        model64 = build()
+    finally:
+        keras.config.set_floatx(floatx)
+    model64.set_weights([np.asarray(w, dtype="float64") for w in model.get_weights()])
+    reference64 = copy.deepcopy(reference).double().eval()
+    batch = images.astype("float64")
+    with torch.no_grad():
+        theirs = reference64(torch.from_numpy(batch.transpose(0, 3, 1, 2).copy())).numpy().transpose(0, 2, 3, 1)
+    return keras.ops.convert_to_numpy(model64(batch, training=False)), theirs
+
+
+def check_twins(model, reference: nn.Module, images: np.ndarray, atol: float = 2e-3,
+                float64_twin=None) -> None:
     """Assert equal parameter counts, equal inference outputs (all but <= 0.1 % of them within
     ``atol`` of the logit scale) and equal FLOP counts.
 
@@ -295,6 +316,12 @@ def check_twins(model, reference: nn.Module, images: np.ndarray, atol: float = 2
     convolutions of up to 512 channels, summed in another order (channels-last against NCHW
     kernels), differ by up to 1.5e-3 of the logit scale; a wrong layer or weight differs by
     the order of the scale itself.
+
+    Max pooling is discontinuous, so float32 rounding can also make the two SegNets unpool
+    some values to different pixels (seen: 2.7 % of the paper-width SegNet's outputs on one
+    batch). When more than 0.1 % of the float32 outputs differ and ``float64_twin`` is given
+    (a function that builds the Keras model again), both networks are run once more in
+    float64, where such near-ties are vanishingly rare, and must agree to 1e-6 of the scale.
 
     ``model`` must output logits (built with ``logits=True``).
     """
@@ -313,6 +340,10 @@ def check_twins(model, reference: nn.Module, images: np.ndarray, atol: float = 2
     # networks may pick different maxima and a SegNet unpools them to different pixels.
     # So at most 0.1 % of the outputs may differ by more than the tolerance.
     mismatched = float(np.mean(np.abs(ours - theirs) > atol * scale))
+    if mismatched > 1e-3 and float64_twin is not None:
+        ours, theirs = _float64_outputs(model, reference, images, float64_twin)
+        scale = max(1.0, float(np.abs(theirs).max()))
+        mismatched = float(np.mean(np.abs(ours - theirs) > 1e-6 * scale))
     assert mismatched <= 1e-3, (mismatched, float(np.abs(ours - theirs).max()))
     batch = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
     labels = torch.zeros((images.shape[0],) + images.shape[1:3], dtype=torch.long)
@@ -354,7 +385,7 @@ def compare(key: str, size: int, batch: int, steps: int, runs: int, channels_las
     """Interleaved timing of the library model and its twin; medians over ``runs``."""
     model, reference = build_twins(key, size, logits=True)
     images, labels = common.synthetic_batch(batch * steps, size, size, 3, 2)
-    check_twins(model, reference, images[:2])
+    check_twins(model, reference, images[:2], float64_twin=lambda: build_twins(key, size, logits=True)[0])
     model, _ = build_twins(key, size)  # the model as users build it: softmax output
     train_ours, infer_ours = common.keras_runners(model, images, labels, batch, loss=loss)
     train_ref, infer_ref = _reference_runners(reference, images, labels, steps, channels_last_reference)
@@ -391,14 +422,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="our training loss (categorical: one-hot labels)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
     parser.add_argument("--json", action="store_true", help="print one JSON line per model instead of a table")
+    common.add_memory_option(parser)
     args = parser.parse_args(argv)
+    allocator = common.apply_memory_option(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     import keras
 
     if keras.config.backend() != "torch":
         raise SystemExit("torch_reference.py compares against PyTorch: run it with KERAS_BACKEND=torch")
-    print(common.machine_line(), file=sys.stderr if args.json else sys.stdout)
+    print(common.machine_line(allocator), file=sys.stderr if args.json else sys.stdout)
     rows = []
     for key in args.models:
         r = compare(key, args.size, args.batch, args.steps, args.runs, args.channels_last_reference, args.loss)

@@ -6,9 +6,10 @@ threshold* (128 KiB at start, at most 32 MiB as it adapts) with a fresh
 such blocks: a 64-channel feature map of 16 images of 128 x 128 pixels is
 67 MB. So on the CPU every layer's output is new memory, and the kernel
 zero-fills each of its pages when the layer first writes it. Measured on this
-project's 2-core machine, a ReLU or a batch norm over such a tensor took 35 ms
-with the default settings and 6-9 ms with memory kept in the process (5 times
-faster); the paper-width U-Net trained 19 % faster and inferred 18 % faster
+project's 2-core machine, a ReLU or a per-channel multiply-add over such a
+tensor took 28-39 ms with the default settings and 7-8 ms with memory kept in
+the process (about 4 times faster); the paper-width U-Net trained 8 % faster
+and inferred 19 % faster, the 16-filter U-Net 6 % faster in both
 (``benchmarks/README.md``, "Memory allocator"). PyTorch's guides give the
 same advice in the form of another allocator (jemalloc or tcmalloc, preloaded).
 
