@@ -78,11 +78,8 @@ MODELS = {"unet16": ("unet", {"base_filters": 16}), "unet": ("unet", {}),
 
 
 def _measure_model(key: str, keep: bool, runs: int, threads: int | None, batch: int, steps: int) -> dict:
-    code = _MODEL_CHILD.format(root=ROOT, src=os.path.join(ROOT, "src"), keep=keep, threads=threads,
-                               model=MODELS[key], batch=batch, steps=steps, runs=runs)
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "UNIVERSAL_MODELS_KEEP_MEMORY": "1"})
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    return _run_child(_MODEL_CHILD.format(root=ROOT, src=os.path.join(ROOT, "src"), keep=keep, threads=threads,
+                                          model=MODELS[key], batch=batch, steps=steps, runs=runs))
 
 
 def compare_models(keys: list[str], pairs: int, runs: int, threads: int | None, batch: int, steps: int) -> list:
@@ -102,7 +99,11 @@ def compare_models(keys: list[str], pairs: int, runs: int, threads: int | None, 
 
 
 def _measure(keep: bool, runs: int, threads: int | None) -> dict:
-    code = _CHILD.format(src=os.path.join(ROOT, "src"), keep=keep, runs=runs, threads=threads)
+    return _run_child(_CHILD.format(src=os.path.join(ROOT, "src"), keep=keep, runs=runs, threads=threads))
+
+
+def _run_child(code: str):
+    """Run ``code`` in a fresh Python process (kept memory allowed there) and parse its last line as JSON."""
     environment = {**os.environ, "UNIVERSAL_MODELS_KEEP_MEMORY": "1"}
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env=environment)

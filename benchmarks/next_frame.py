@@ -273,13 +273,14 @@ def command_train(arguments) -> None:
         model, info = train(name, train_digits, minutes=arguments.minutes, batch_size=arguments.batch_size,
                             learning_rate=arguments.learning_rate, window=arguments.window, seed=arguments.seed,
                             log=log, wall_limit_minutes=arguments.wall_limit_minutes, feedback=arguments.feedback)
-        model.save(results_folder / f"{name}.keras")
+        label = f"{name}_no_blur" if arguments.no_blur and name == "lstm_next_frame" else name
+        model.save(results_folder / f"{label}.keras")
         prediction = predict_future(model, test, 50)
         row = {**scores(prediction, test[:, CONTEXT:]), **info}
-        results["rows"][name] = row
-        save_samples(results_folder / f"{name}_rollout.png", test, prediction)
-        log(f"{name}: MSE {row['mse']:.1f} SSIM {row['ssim']:.3f} after {info['steps']} steps")
-        with open(results_folder / f"results_{'_'.join(arguments.models)}.json", "w", encoding="utf-8") as handle:
+        results["rows"][label] = row
+        save_samples(results_folder / f"{label}_rollout.png", test, prediction)
+        log(f"{label}: MSE {row['mse']:.1f} SSIM {row['ssim']:.3f} after {info['steps']} steps")
+        with open(results_folder / f"training_{label}.json", "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=1)
     print(markdown(results))
 
@@ -308,7 +309,7 @@ def command_score(arguments) -> None:
         record = training.get(label, {})
         results["rows"][label] = {**{key: record[key] for key in TRAINING_FIELDS if key in record},
                                   **scores(prediction, test[:, CONTEXT:])}
-        save_samples(results_folder / f"{label.split()[0]}_rollout.png", test, prediction)
+        save_samples(results_folder / f"{label}_rollout.png", test, prediction)
     (results_folder / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     table = markdown(results)
     (results_folder / "results.md").write_text(table + "\n", encoding="utf-8")
@@ -407,7 +408,8 @@ def main(argv=None) -> None:
     parser.add_argument("--feedback", type=float, default=0.0,
                         help="scheduled sampling: largest share of batches trained on the model's own rollout")
     parser.add_argument("--test-sequences", type=int, default=1000)
-    parser.add_argument("--no-blur", action="store_true", help="lstm_next_frame without the blur after depth-to-space")
+    parser.add_argument("--no-blur", action="store_true",
+                        help="lstm_next_frame without the blur after depth-to-space (saved as lstm_next_frame_no_blur)")
     parser.add_argument("--model-files", nargs="+", default=[], metavar="LABEL=PATH", help="score: saved models")
     parser.add_argument("--merge", nargs="+", default=[], help="score: training-run JSON files (steps, CPU time)")
     parser.add_argument("--seed", type=int, default=0)
