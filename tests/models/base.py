@@ -20,7 +20,7 @@ import pytest
 import keras
 import universal_models as um
 
-from tests.helpers import perturb_weights, threshold_batch
+from tests.helpers import perturb_weights, threshold_batch, train_steps
 
 
 class ModelTest:
@@ -100,8 +100,7 @@ class ModelTest:
         else:
             targets, loss = labels, "sparse_categorical_crossentropy"
         model.compile(optimizer=keras.optimizers.SGD(self.learning_rate, momentum=0.9), loss=loss)
-        history = model.fit(images, targets, batch_size=4, epochs=self.steps, verbose=0, shuffle=False)
-        losses = history.history["loss"]
+        losses = train_steps(model, images, targets, self.steps)
         assert np.all(np.isfinite(losses)), losses
         return model, images, labels, losses
 

@@ -16,7 +16,7 @@ import universal_models as um
 from universal_models.data import moving_shapes
 from universal_models.layers import ICNR, DepthToSpace
 
-from tests.helpers import perturb_weights
+from tests.helpers import perturb_weights, train_steps
 
 #: small options per model for the fast tests
 CASES = {
@@ -70,7 +70,7 @@ def test_learns_moving_shapes_segmentation(name):
     frames, masks = moving_shapes(4, 4, size=16, noise=0.05, seed=0)
     model, _, _ = build(name, n_classes=4)
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy")
-    losses = model.fit(frames, masks, batch_size=4, epochs=30, verbose=0, shuffle=False).history["loss"]
+    losses = train_steps(model, frames, masks, 30)
     assert np.all(np.isfinite(losses)), losses
     assert losses[-1] < 0.5 * losses[0], losses
 
@@ -82,8 +82,7 @@ def test_greyscale_next_frame_mode_has_sigmoid_output_and_learns():
     model, _, _ = build("lstm_next_frame", n_classes=1)
     assert model.get_layer("classifier_sigmoid").get_config()["activation"] == "sigmoid"
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="binary_crossentropy")
-    history = model.fit(frames[:, :-1], frames[:, 1:], batch_size=4, epochs=30, verbose=0, shuffle=False)
-    losses = history.history["loss"]
+    losses = train_steps(model, frames[:, :-1], frames[:, 1:], 30)
     assert losses[-1] < 0.5 * losses[0], losses
 
 
