@@ -16,13 +16,14 @@ Prints a Markdown table of median milliseconds (and, with --models, one of image
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import common  # noqa: E402  (no Keras import: the backend is chosen in the children)
 
 _CHILD = """
 import json, statistics, sys, time
@@ -103,11 +104,8 @@ def _measure(keep: bool, runs: int, threads: int | None) -> dict:
 
 
 def _run_child(code: str):
-    """Run ``code`` in a fresh Python process (kept memory allowed there) and parse its last line as JSON."""
-    environment = {**os.environ, "UNIVERSAL_MODELS_KEEP_MEMORY": "1"}
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env=environment)
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    """Run ``code`` in a fresh Python process, with kept memory allowed there."""
+    return common.fresh_process_json(code, {"UNIVERSAL_MODELS_KEEP_MEMORY": "1"})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,9 +120,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-runs", type=int, default=3, help="timed runs per process for --models")
     args = parser.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "torch")
-    sys.path.insert(0, ROOT)
-    from benchmarks import common
-
     print(common.machine_line())
     default, kept = _measure(False, args.runs, args.threads), _measure(True, args.runs, args.threads)
     rows = [[name, f"{default[name]:.2f}", f"{kept[name]:.2f}", f"{default[name] / kept[name]:.1f}"]

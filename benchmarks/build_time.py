@@ -18,14 +18,14 @@ Prints a Markdown table: median seconds over ``--runs`` fresh processes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from benchmarks import common  # noqa: E402  (no Keras import: the models are built in the children)
 
 #: name -> (registry name, options, (height, width, channels, classes))
 MODELS = {
@@ -55,9 +55,8 @@ print(json.dumps(time.perf_counter() - start))
 
 def build_seconds(key: str, keras_initializers: bool) -> float:
     """Seconds to build model ``key`` in a fresh process."""
-    code = _CHILD.format(src=os.path.join(ROOT, "src"), keras_initializers=keras_initializers, model=MODELS[key])
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    return common.fresh_process_json(
+        _CHILD.format(src=os.path.join(ROOT, "src"), keras_initializers=keras_initializers, model=MODELS[key]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,8 +64,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=["unet16", "unet", "segnet", "lstm_unet"], choices=MODELS)
     parser.add_argument("--runs", type=int, default=3, help="fresh processes per model and initializer")
     args = parser.parse_args(argv)
-    from benchmarks import common
-
     print(common.machine_line())
     rows = []
     for key in args.models:

@@ -169,6 +169,20 @@ def apply_memory_option(args) -> str:
 
 
 # -- reporting ---------------------------------------------------------------------
+def fresh_process_json(code: str, environment: dict[str, str] | None = None):
+    """Run Python ``code`` in a fresh interpreter and return its last output line, parsed as JSON.
+
+    For measurements that must start from a new process (build time, allocator settings).
+    """
+    import json
+    import subprocess
+    import sys
+
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, **(environment or {})})
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub Markdown table."""
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]

@@ -156,7 +156,8 @@ def subpixel_upsampling(
     removes the sub-pixel grid's frequency from the output whatever the
     kernels become. Measured on Moving MNIST rollouts (``benchmarks/README.md``,
     "Next-frame prediction"): without it, a trained ``lstm_next_frame`` showed
-    spectral peaks at the grid frequencies of 3 to 6 times their surroundings.
+    spectral peaks at the grid frequencies of up to 6.3 times their surroundings
+    (true frames: 1.3), and 2.7 with it.
 
     Layers are named ``{name}_conv``, ``{name}_depth_to_space``, ``{name}_blur``,
     ``{name}_bn`` and ``{name}_{activation}``. Takes and returns image tensors
