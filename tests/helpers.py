@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from universal_models import prepare_training
+
 
 def _box_blur(field: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2 radius + 1)^2 window along the two last axes (edge padded)."""
@@ -52,6 +54,7 @@ def train_steps(model, inputs, targets, steps: int) -> list[float]:
     its per-epoch set-up (data adapter, callbacks) to every step, a third of a learning test's
     time on TensorFlow.
     """
+    prepare_training(model, inputs, targets)  # TensorFlow would otherwise trace the first step twice
     losses = []
     for _ in range(steps):
         model.reset_metrics()

@@ -117,6 +117,7 @@ def _per_step_losses(seed: int, steps: int = 20) -> list[float]:
     model, _, _ = um.get_model("unet", 32, 32, 1, 3, base_filters=4, depth=2, dropout=0.2)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="cross_entropy")
     images, masks = make_shapes(steps * 4, 32, 32, seed=3)
+    um.prepare_training(model, images[:4], masks[:4])
     losses: list[float] = []
     logger = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: losses.append(float(logs["loss"])))
     model.fit(images, masks, batch_size=4, epochs=1, shuffle=True, callbacks=[logger], verbose=0)
@@ -148,6 +149,7 @@ def test_training_under_mixed_precision_stays_finite(mixed_policy):
     assert model.layers[-1].compute_dtype == "float32" or model.output.dtype == "float32", \
         "the softmax output must stay float32 under mixed precision"
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="ce_dice_loss", metrics=[um.metrics.IoU(4)])
+    um.prepare_training(model, images[:8], masks[:8])
     history = model.fit(images, masks, batch_size=8, epochs=2, verbose=0).history
     assert all(np.isfinite(value) for values in history.values() for value in values), history
     weights = [keras.ops.convert_to_numpy(keras.ops.cast(w, "float32")) for w in model.trainable_weights]

@@ -21,6 +21,7 @@ from . import losses, metrics  # noqa: E402  (registers every loss and metric, a
 from . import layers, models  # noqa: E402,F401  (registers every layer and model: saved models load after this import)
 from .saving import load_model  # noqa: E402
 from .allocator import keep_freed_memory  # noqa: E402
+from .preparation import prepare_training  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "load_model",
     "model_options",
     "predict_stream",
+    "prepare_training",
     "register_model",
     "reset_states",
     "rollout",

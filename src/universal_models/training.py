@@ -47,6 +47,7 @@ from .data.pipeline import ArraySource, PatchDataset, TileDataset
 from .evaluation import confusion_matrix, scores_from_confusion
 from .inference import fixed_input_size, keras_predictor, labels_from_probabilities, predict_tiled
 from .registry import get_model, list_models
+from .preparation import prepare_training
 from .saving import load_model
 
 STATE_MEMBER = "universal_models_state.json"
@@ -685,6 +686,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     if not resume:
         model.compile(optimizer=_optimizer(config, config.epochs * len(train_data)), loss=resolve_loss(config.loss),
                       metrics=_metrics(max(n_outputs, 1)))
+    # Optimizer and metric variables now, not inside the first traced step (TensorFlow traces it twice then).
+    prepare_training(model, *train_data[0][:2])
     if state["history"]:  # the log may lag the checkpoint by one epoch after a kill: rewrite it
         write_log(folder / "log.csv", state["history"])
     callback = _RunCallback(folder, train_data, state, config.monitor, config.time_limit)

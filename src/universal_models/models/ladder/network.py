@@ -622,6 +622,10 @@ class LadderNetwork(keras.Model):
                 f"{self.name}.fit needs labels y beside the images: an integer class per sample, -1 for an "
                 "unlabelled one (for images without any label: y=numpy.full(len(x), -1))."
             )
+        if self.built and self.optimizer is not None and not self.optimizer.built:
+            # Adam's moments now: on TensorFlow, creating them inside the first traced
+            # step makes it trace the step twice (see universal_models.preparation).
+            self.optimizer.build(self.trainable_variables)
         return super().fit(x, y, *args, **kwargs)
 
     def train_step(self, *args):
