@@ -12,16 +12,15 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 backends=("$@")
 [ ${#backends[@]} -gt 0 ] || backends=(torch jax tensorflow)
-# All environments are made at once (installing is mostly single-threaded, so this keeps both
-# cores busy); the first backend's tests start as soon as its environment is ready, and the
-# log of the others is printed when they are needed.
+# The first backend's environment is made first and its tests start at once; the other
+# environments are made meanwhile (their log is printed when they are needed).
+bash scripts/setup.sh "${backends[0]}" || { echo "environment setup failed" >&2; exit 1; }
 setup_log=$(mktemp)
 setup_pid=
 if [ ${#backends[@]} -gt 1 ]; then
     bash scripts/setup.sh "${backends[@]:1}" > "$setup_log" 2>&1 &
     setup_pid=$!
 fi
-bash scripts/setup.sh "${backends[0]}" || { echo "environment setup failed" >&2; exit 1; }
 
 cores=$(nproc 2>/dev/null || echo 1)
 workers=${TEST_WORKERS:-$(( cores < 2 ? 1 : 2 ))}
