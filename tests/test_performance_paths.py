@@ -163,6 +163,7 @@ def _train(name, images, labels, fast, floatx="float32"):
         keras.config.set_floatx(previous)
 
 
+@torch_only  # elsewhere both runs would be the same code: every fast path checks the backend first
 @pytest.mark.parametrize("name", sorted(SMALL_MODELS))
 def test_training_steps_match_with_and_without_fast_paths(name):
     """Four SGD steps with the fast paths against the generic code.
@@ -175,10 +176,6 @@ def test_training_steps_match_with_and_without_fast_paths(name):
     images, labels = threshold_batch(4, 16, 16, 2, 3)
     fast_losses, fast_out = _train(name, images, labels, fast=True)
     losses, out = _train(name, images, labels, fast=False)
-    if keras.config.backend() != "torch":  # same code either way
-        np.testing.assert_array_equal(fast_losses, losses)
-        np.testing.assert_array_equal(fast_out, out)
-        return
     true_losses, true_out = _train(name, images, labels, fast=False, floatx="float64")
     np.testing.assert_allclose(fast_losses, true_losses, rtol=1e-4)
     fast_error, generic_error = np.abs(fast_out - true_out).max(), np.abs(out - true_out).max()
