@@ -28,7 +28,11 @@ setup_one() {
     rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -e "$root[$extras]"
+    # pip byte-compiles what it installs on one core; compileall does the same on every core.
+    # The .pyc files matter: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) Python
+    # would otherwise compile torch's or TensorFlow's sources again in every process.
+    "$venv/bin/python" -m pip install --quiet --no-compile -e "$root[$extras]"
+    "$venv/bin/python" -m compileall -q -j 0 "$venv/lib" > /dev/null 2>&1 || true
     echo "$stamp" > "$venv/.stamp"
     echo "[$backend] ready: $(KERAS_BACKEND=$backend "$venv/bin/python" -c 'import keras; print("keras", keras.__version__, "on", keras.config.backend())')"
 }

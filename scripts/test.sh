@@ -35,15 +35,36 @@ export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false intra_op_paral
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$(mktemp -d)}"
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
 
-failed=()
-for backend in "${backends[@]}"; do
-    marker=()
+run_tests() {  # run_tests BACKEND: the suite on one backend, in its own processes
+    local backend=$1 start status marker=()
     [ "$backend" = torch ] || marker=(-m "not backend_independent and not pipeline")
     echo "=== tests on $backend ==="
     start=$(date +%s)
     KERAS_BACKEND=$backend ".venv-$backend/bin/python" -m pytest tests -q -p no:cacheprovider \
-        -W ignore::DeprecationWarning "${marker[@]}" "${parallel[@]}" ${PYTEST_ARGS:-} || failed+=("$backend")
+        -W ignore::DeprecationWarning "${marker[@]}" "${parallel[@]}" ${PYTEST_ARGS:-}
+    status=$?
     echo "=== $backend: $(( $(date +%s) - start )) s ==="
+    return $status
+}
+
+# The first backend's suite runs alone (on torch it includes the timing-sensitive fault-injection
+# and memory tests); the others then run side by side, each with its own workers, so that the
+# tail of one suite (a last long test on one worker) overlaps the other's work. Their output is
+# printed one suite after the other when both are done.
+failed=()
+run_tests "${backends[0]}" || failed+=("${backends[0]}")
+logs=()
+pids=()
+for backend in "${backends[@]:1}"; do
+    log=$(mktemp)
+    run_tests "$backend" > "$log" 2>&1 &
+    pids+=($!)
+    logs+=("$log")
+done
+for index in "${!pids[@]}"; do
+    wait "${pids[$index]}" || failed+=("${backends[$((index + 1))]}")
+    cat "${logs[$index]}"
+    rm -f "${logs[$index]}"
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "FAILED on: ${failed[*]}" >&2
