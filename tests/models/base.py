@@ -41,7 +41,10 @@ class ModelTest:
         return um.get_model(self.name, height, width, channels, n_classes, **options)
 
     # -- shapes and values -------------------------------------------------
-    @pytest.mark.parametrize("height,width,channels,n_classes", [(100, 76, 1, 3), (64, 64, 3, 1), (37, 53, 2, 2)])
+    # 37 x 53 runs on torch only in CI: the padding and cropping around the network are the same
+    # Keras operations on every backend, and 100 x 76 checks an odd size on each of them.
+    @pytest.mark.parametrize("height,width,channels,n_classes", [
+        (100, 76, 1, 3), (64, 64, 3, 1), pytest.param(37, 53, 2, 2, marks=pytest.mark.backend_independent)])
     def test_output_shape_and_range(self, height, width, channels, n_classes):
         model, output_height, output_width = self.build(height, width, channels, n_classes)
         assert isinstance(model, keras.Model)
@@ -112,6 +115,11 @@ class ModelTest:
         _, _, _, losses = self._fit(3, one_hot=True, channels=3)
         assert losses[-1] < 0.6 * losses[0], losses
 
+    # Torch only in CI (budget): on JAX and TensorFlow the one-class sigmoid head runs in
+    # test_output_shape_and_range[64-64-3-1], and sigmoid + binary cross-entropy training runs in
+    # tests/losses (every loss trains a network there), while gradients through the architecture
+    # are trained with in the two learning tests above.
+    @pytest.mark.backend_independent
     def test_learns_binary(self):
         model, images, labels, losses = self._fit(1, one_hot=False)
         assert losses[-1] < 0.6 * losses[0], losses
