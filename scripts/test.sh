@@ -47,8 +47,8 @@ run_tests() {  # run_tests BACKEND: the suite on one backend, in its own process
     return $status
 }
 
-# One suite after the other: run side by side, the JAX and TensorFlow suites took longer together
-# (about 1,150 s on a fresh clone) than one after the other (about 1,060 s).
+# One suite after the other: side by side on a fresh clone, the JAX and TensorFlow suites had not
+# finished after 1,090 s; one after the other they take about 1,060 s.
 failed=()
 for backend in "${backends[@]}"; do
     run_tests "$backend" || failed+=("$backend")
