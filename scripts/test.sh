@@ -35,23 +35,17 @@ export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false intra_op_paral
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$(mktemp -d)}"
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
 
-run_tests() {  # run_tests BACKEND: the suite on one backend, in its own processes
-    local backend=$1 start status marker=()
-    [ "$backend" = torch ] || marker=(-m "not backend_independent and not pipeline")
-    echo "=== tests on $backend ==="
-    start=$(date +%s)
-    KERAS_BACKEND=$backend ".venv-$backend/bin/python" -m pytest tests -q -p no:cacheprovider \
-        -W ignore::DeprecationWarning "${marker[@]}" "${parallel[@]}" ${PYTEST_ARGS:-}
-    status=$?
-    echo "=== $backend: $(( $(date +%s) - start )) s ==="
-    return $status
-}
-
 # One suite after the other: side by side on a fresh clone, the JAX and TensorFlow suites had not
 # finished after 1,090 s; one after the other they take about 1,060 s.
 failed=()
 for backend in "${backends[@]}"; do
-    run_tests "$backend" || failed+=("$backend")
+    marker=()
+    [ "$backend" = torch ] || marker=(-m "not backend_independent and not pipeline")
+    echo "=== tests on $backend ==="
+    start=$(date +%s)
+    KERAS_BACKEND=$backend ".venv-$backend/bin/python" -m pytest tests -q -p no:cacheprovider \
+        -W ignore::DeprecationWarning "${marker[@]}" "${parallel[@]}" ${PYTEST_ARGS:-} || failed+=("$backend")
+    echo "=== $backend: $(( $(date +%s) - start )) s ==="
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "FAILED on: ${failed[*]}" >&2

@@ -21,23 +21,9 @@ step).
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
 
 import keras
-import numpy as np
-
-
-def _batch_spec(value: Any):
-    """Something with ``shape`` and ``dtype`` for one array of a batch (None stays None)."""
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        return type(value)(_batch_spec(item) for item in value)
-    if isinstance(value, dict):
-        return {key: _batch_spec(item) for key, item in value.items()}
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return value
-    return np.asarray(value)
 
 
 def prepare_training(model: keras.Model, x, y=None, sample_weight=None) -> keras.Model:
@@ -51,7 +37,7 @@ def prepare_training(model: keras.Model, x, y=None, sample_weight=None) -> keras
 
     Args:
         model: a model after ``model.compile(...)``.
-        x: a batch of inputs (or an array, a list or a dict of arrays).
+        x: a batch of inputs (an array, or a list or dict of arrays).
         y: the matching targets, if the loss takes any.
         sample_weight: per-sample weights, if the training will use them.
 
@@ -70,17 +56,13 @@ def prepare_training(model: keras.Model, x, y=None, sample_weight=None) -> keras
         raise ValueError(
             "prepare_training needs a compiled model: call model.compile(optimizer=..., loss=...) first."
         )
-    batch = (_batch_spec(x), _batch_spec(y), _batch_spec(sample_weight))
     symbolic_build = getattr(model, "_symbolic_build", None)
     if symbolic_build is not None:
         # Keras' own pre-step build (what fit runs first on torch and JAX): model,
         # compiled metrics and loss from symbolic tensors, then the optimizer.
         strategy = getattr(model, "_distribute_strategy", None)
-        if strategy is not None:
-            with strategy.scope():
-                symbolic_build(data_batch=batch)
-        else:
-            symbolic_build(data_batch=batch)
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            symbolic_build(data_batch=(x, y, sample_weight))
     elif not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     return model
