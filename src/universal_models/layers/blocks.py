@@ -11,6 +11,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from .activation import Activation
 from .checks import InputGuard
 from .initializers import glorot_uniform, he_normal
 from .normalization import BatchNormalization
@@ -85,7 +86,7 @@ def classifier_head(tensor, n_classes: int, output_activation: str | None, *, na
 def output_activation_layer(tensor, n_classes: int, output_activation: str | None, *, name: str = "classifier"):
     """The model's output activation (float32 even under mixed precision)."""
     activation = resolve_output_activation(n_classes, output_activation)
-    return layers.Activation(activation, dtype="float32", name=f"{name}_{activation}")(tensor)
+    return Activation(activation, dtype="float32", name=f"{name}_{activation}")(tensor)
 
 
 def check_min_size(model_name: str, input_height, input_width, minimum: int, reason: str) -> None:
