@@ -11,10 +11,9 @@ depend on the number of frames; the time axis is unfolded only around the
 
 from __future__ import annotations
 
-from keras import layers
-
 from ...layers.blocks import check_min_size, classifier_head, padded_input, restore_size
 from ...layers.initializers import HostOrthogonal, glorot_uniform
+from ...layers.recurrent import ConvLSTM2D
 from ...layers.time import FoldTime, UnfoldTime
 
 
@@ -87,7 +86,7 @@ def conv_lstm(folded, inputs, filters: int, *, name: str, stateful: bool, kernel
     every step, "same" padding) and folds the result again.
     """
     sequence = UnfoldTime(name=f"{name}_unfold_time")([folded, inputs])
-    sequence = layers.ConvLSTM2D(
+    sequence = ConvLSTM2D(
         filters, kernel_size, padding="same", return_sequences=True, stateful=stateful,
         kernel_initializer=glorot_uniform(), recurrent_initializer=HostOrthogonal(), name=name,
     )(sequence)
