@@ -1,7 +1,9 @@
 """The layers' fast paths give the same numbers as their generic ``keras.ops`` code.
 
 On the torch backend :class:`BatchNormalization`, :class:`MaxPoolingWithArgmax2D`
-and :class:`MaxUnpooling2D` call fused PyTorch kernels; these tests compare
+and :class:`MaxUnpooling2D` call fused PyTorch kernels, the output
+:class:`Activation` computes a few-class softmax over the channels-last view,
+and :class:`ConvLSTM2D` unrolls short sequences (on every backend); these tests compare
 them with Keras' own layer, with a NumPy statement of the layer's contract, and
 with the same layer with the fast paths switched off (outputs, gradients,
 moving statistics, and a few training steps of a whole model). On the other
@@ -15,9 +17,11 @@ import pytest
 
 import keras
 import universal_models as um
+from universal_models.layers.activation import Activation, _fast_softmax_applies
 from universal_models.layers.fast_paths import fast_paths_enabled, use_fast_paths
 from universal_models.layers.normalization import BatchNormalization
 from universal_models.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from universal_models.layers.recurrent import MAX_UNROLLED_STEPS, ConvLSTM2D, unrolls
 
 from tests.helpers import threshold_batch
 
@@ -96,6 +100,99 @@ def test_batch_norm_config_round_trip_and_keras_weights():
     assert (clone.momentum, clone.epsilon, clone.center, clone.name) == (0.8, 1e-4, False, "block_bn")
     clone.build((None, 4))
     assert [w.name for w in clone.weights] == ["gamma", "moving_mean", "moving_variance"]
+
+
+# -- output activation ---------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(3, 5, 6, 2), (2, 4, 5, 3), (2, 3, 4, 4, 7), (2, 4, 4, 8), (2, 3, 3, 21), (5, 3)])
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
+def test_activation_matches_keras_layer(shape, activation):
+    logits = np.random.default_rng(4).normal(0.0, 4.0, shape).astype("float32")
+    expected = _numpy(keras.layers.Activation(activation)(logits))
+    np.testing.assert_allclose(_numpy(Activation(activation)(logits)), expected, rtol=1e-6, atol=1e-7)
+    if keras.config.backend() == "torch":
+        fast = _torch_gradients(Activation(activation), logits)[0]
+        generic = _torch_gradients(keras.layers.Activation(activation), logits)[0]
+        np.testing.assert_allclose(fast.numpy(), generic.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("classes,expected", [(1, False), (2, True), (7, True), (8, False), (21, False)])
+def test_fast_softmax_only_for_few_classes_on_torch(classes, expected):
+    """2-7 classes of a rank >= 3 tensor on torch: the vectorised path; else Keras' code."""
+    images = keras.ops.zeros((1, 4, 4, classes))
+    on_torch = keras.config.backend() == "torch"
+    assert _fast_softmax_applies(Activation("softmax"), images) is (expected and on_torch)
+    assert not _fast_softmax_applies(Activation("sigmoid"), images)
+    assert not _fast_softmax_applies(Activation("softmax"), keras.ops.zeros((4, classes)))
+    with use_fast_paths(False):
+        assert not _fast_softmax_applies(Activation("softmax"), images)
+
+
+def test_activation_config_and_saved_model_round_trip(tmp_path):
+    layer = Activation("softmax", dtype="float32", name="classifier_softmax")
+    clone = Activation.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    model, _, _ = um.get_model("testnet", 16, 16, 3, 3)
+    assert isinstance(model.layers[-1], Activation)
+    images = np.random.default_rng(5).random((2, 16, 16, 3), dtype=np.float32)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert type(loaded.layers[-1]) is Activation
+    np.testing.assert_allclose(_numpy(loaded(images)), _numpy(model(images)), atol=1e-6)
+
+
+# -- recurrence ----------------------------------------------------------------------
+def _conv_lstm_pair():
+    """Ours (in a model accepting any sequence length) and Keras' layer with the same weights."""
+    options = {"filters": 3, "kernel_size": 3, "padding": "same", "return_sequences": True}
+    inputs = keras.Input((None, 6, 5, 2))
+    ours = ConvLSTM2D(**options)
+    model = keras.Model(inputs, ours(inputs))
+    theirs = keras.layers.ConvLSTM2D(**options)
+    reference = keras.Model(inputs, theirs(inputs))
+    rng = np.random.default_rng(6)
+    theirs.set_weights([rng.normal(0.0, 0.4, w.shape).astype("float32") for w in ours.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    return model, reference, ours
+
+
+@pytest.mark.parametrize("steps", [1, 3, MAX_UNROLLED_STEPS + 4])
+def test_conv_lstm_matches_keras_layer_unrolled_or_looped(steps):
+    model, reference, layer = _conv_lstm_pair()
+    assert unrolls(layer, steps) is (steps <= MAX_UNROLLED_STEPS)
+    sequences = np.random.default_rng(steps).normal(size=(2, steps, 6, 5, 2)).astype("float32")
+    np.testing.assert_allclose(_numpy(model(sequences)), _numpy(reference(sequences)), rtol=1e-5, atol=1e-6)
+    if keras.config.backend() == "torch":
+        ours = _torch_gradients(model, sequences, model.trainable_weights)
+        theirs = _torch_gradients(reference, sequences, reference.trainable_weights)
+        for fast, generic in zip(ours, theirs):
+            np.testing.assert_allclose(fast.numpy(), generic.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_conv_lstm_training_step_matches_keras_layer():
+    """One SGD step through fit: same loss and weights as Keras' layer (traced on JAX and TensorFlow)."""
+    model, reference, _ = _conv_lstm_pair()
+    sequences = np.random.default_rng(8).normal(size=(2, 4, 6, 5, 2)).astype("float32")
+    targets = np.random.default_rng(9).normal(size=(2, 4, 6, 5, 3)).astype("float32")
+    results = []
+    for network in (model, reference):
+        network.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        loss = network.fit(sequences, targets, batch_size=2, epochs=1, verbose=0).history["loss"][0]
+        results.append((loss, network.get_weights()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+    for ours, theirs in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+
+
+def test_conv_lstm_unroll_choice_and_config():
+    layer = ConvLSTM2D(2, 3, padding="same")
+    assert not unrolls(layer, None) and not unrolls(layer, MAX_UNROLLED_STEPS + 1) and unrolls(layer, 2)
+    with use_fast_paths(False):
+        assert not unrolls(layer, 2)
+    assert unrolls(ConvLSTM2D(2, 3, unroll=True), None)  # an explicit unroll=True is kept
+    config = layer.get_config()
+    assert config["unroll"] is False and ConvLSTM2D.from_config(config).get_config() == config
+    model, _, _ = um.get_model("lstm_unet", 16, 16, 1, 2, base_filters=4, depth=2)
+    assert sum(isinstance(item, ConvLSTM2D) for item in model.layers) == 1
 
 
 # -- argmax pooling ------------------------------------------------------------------
