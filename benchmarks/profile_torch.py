@@ -8,6 +8,12 @@ generic ``keras.ops`` code instead of the layers' fast paths (the "before").
 
     KERAS_BACKEND=torch python benchmarks/profile_torch.py unet16 train --threads 1
     UNIVERSAL_MODELS_FAST_PATHS=0 KERAS_BACKEND=torch python benchmarks/profile_torch.py segnet16 infer
+    KERAS_BACKEND=torch python benchmarks/profile_torch.py unet16 train --batch 16 --convolutions
+
+``--convolutions`` replaces the operator tables by one row per convolution
+backward call of a training step, side by side for the two models: input and
+output-gradient shapes, the memory layout PyTorch receives (``NCHW``
+contiguous, ``NHWC`` = channels-last, ``other``) and the wall time of the call.
 """
 
 from __future__ import annotations
@@ -19,10 +25,71 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "torch")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import statistics  # noqa: E402
+import time  # noqa: E402
+
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from benchmarks import common, torch_reference  # noqa: E402
+
+
+def _layout(tensor: torch.Tensor) -> str:
+    if tensor.is_contiguous():
+        return "NCHW"
+    return "NHWC" if tensor.is_contiguous(memory_format=torch.channels_last) else "other"
+
+
+class _ConvolutionBackwardTimer(TorchDispatchMode):
+    """Records shape, layout and wall time of every ``aten.convolution_backward`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, float]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is not torch.ops.aten.convolution_backward.default:
+            return func(*args, **(kwargs or {}))
+        start = time.perf_counter()
+        result = func(*args, **(kwargs or {}))
+        seconds = time.perf_counter() - start
+        inputs, weight, transposed = args[1], args[2], args[7]
+        height, width = inputs.shape[2:]
+        channels_out = weight.shape[1] * args[9] if transposed else weight.shape[0]
+        kind = "transposed " if transposed else ""
+        description = (f"{height}x{width}, {inputs.shape[1]} -> {channels_out}, {kind}{weight.shape[2]}x"
+                       f"{weight.shape[3]} ({_layout(inputs)})")
+        self.calls.append((description, seconds))
+        return result
+
+
+def convolution_table(ours, theirs, runs: int = 3) -> str:
+    """Median wall time of each convolution's backward call in one training step, ours and the twin's."""
+    timings = {}
+    for name, function in (("ours", ours), ("twin", theirs)):
+        function()  # warm-up
+        per_run = []
+        for _ in range(runs):
+            timer = _ConvolutionBackwardTimer()
+            with timer:
+                function()
+            per_run.append(timer.calls)
+        timings[name] = per_run
+    if len(timings["ours"][0]) != len(timings["twin"][0]):
+        raise RuntimeError("the two models made a different number of convolution backward calls")
+    rows, totals = [], {"ours": 0.0, "twin": 0.0}
+    for index in range(len(timings["ours"][0])):
+        medians = {name: statistics.median(run[index][1] for run in timings[name]) for name in timings}
+        for name in totals:
+            totals[name] += medians[name]
+        rows.append([timings["ours"][0][index][0], timings["twin"][0][index][0].rsplit(" (", 1)[1][:-1],
+                     f"{1e3 * medians['ours']:.1f}", f"{1e3 * medians['twin']:.1f}",
+                     f"{medians['twin'] / medians['ours']:.2f}"])
+    rows.append(["all convolutions", "", f"{1e3 * totals['ours']:.1f}", f"{1e3 * totals['twin']:.1f}",
+                 f"{totals['twin'] / totals['ours']:.2f}"])
+    return common.markdown_table(
+        ["convolution backward (input, ours' layout)", "twin's layout", "ms ours", "ms twin", "twin / ours"], rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is steadier on a busy machine)")
     parser.add_argument("--rows", type=int, default=20)
+    parser.add_argument("--convolutions", action="store_true",
+                        help="time each convolution's backward call of one training step (median of 3) instead")
     common.add_memory_option(parser)
     args = parser.parse_args(argv)
     allocator = common.apply_memory_option(args)
@@ -44,6 +113,13 @@ def main(argv: list[str] | None = None) -> None:
     images, labels = common.synthetic_batch(args.batch * args.steps, args.size, args.size, 3, 2)
     ours = common.keras_runners(model, images, labels, args.batch)
     theirs = torch_reference._reference_runners(reference, images, labels, args.steps, channels_last=False)
+    if args.convolutions:
+        if args.task != "train":
+            parser.error("--convolutions times backward calls: use the train task")
+        print(f"\n{args.model}, {args.size}x{args.size}, batch {args.batch}, {args.steps} steps per run, "
+              "median of 3 runs\n")
+        print(convolution_table(ours[0], theirs[0]))
+        return
     index = 0 if args.task == "train" else 1
     for name, function in (("ours (Keras, torch backend)", ours[index]), ("PyTorch twin", theirs[index])):
         function()  # warm-up
