@@ -44,7 +44,7 @@ for backend in "${backends[@]}"; do
     echo "=== tests on $backend ==="
     start=$(date +%s)
     KERAS_BACKEND=$backend ".venv-$backend/bin/python" -m pytest tests -q -p no:cacheprovider \
-        -W ignore::DeprecationWarning "${marker[@]}" "${parallel[@]}" ${PYTEST_ARGS:-} || failed+=("$backend")
+        -W ignore::DeprecationWarning --durations=15 "${marker[@]}" "${parallel[@]}" ${PYTEST_ARGS:-} || failed+=("$backend")
     echo "=== $backend: $(( $(date +%s) - start )) s ==="
 done
 if [ ${#failed[@]} -gt 0 ]; then

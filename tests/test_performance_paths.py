@@ -127,6 +127,7 @@ def test_fast_softmax_only_for_few_classes_on_torch(classes, expected):
         assert not _fast_softmax_applies(Activation("softmax"), images)
 
 
+@pytest.mark.backend_independent  # serialisation: the layer's fast path is exercised above
 def test_activation_config_and_saved_model_round_trip(tmp_path):
     layer = Activation("softmax", dtype="float32", name="classifier_softmax")
     clone = Activation.from_config(layer.get_config())
