@@ -32,6 +32,17 @@ def _numpy(tensor) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(tensor))
 
 
+def _no_gradients():
+    """``torch.no_grad()`` on torch (where the inference-only fast paths apply), else nothing."""
+    import contextlib
+
+    if keras.config.backend() != "torch":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.no_grad()
+
+
 def _torch_gradients(function, array, variables=()):
     """Gradients of ``sum(function(input) * weights)`` with respect to the input and the
     Keras ``variables`` (torch backend)."""
@@ -108,7 +119,8 @@ def test_batch_norm_config_round_trip_and_keras_weights():
 def test_activation_matches_keras_layer(shape, activation):
     logits = np.random.default_rng(4).normal(0.0, 4.0, shape).astype("float32")
     expected = _numpy(keras.layers.Activation(activation)(logits))
-    np.testing.assert_allclose(_numpy(Activation(activation)(logits)), expected, rtol=1e-6, atol=1e-7)
+    with _no_gradients():  # the fast path is for inference
+        np.testing.assert_allclose(_numpy(Activation(activation)(logits)), expected, rtol=1e-6, atol=1e-7)
     if keras.config.backend() == "torch":
         fast = _torch_gradients(Activation(activation), logits)[0]
         generic = _torch_gradients(keras.layers.Activation(activation), logits)[0]
@@ -117,14 +129,17 @@ def test_activation_matches_keras_layer(shape, activation):
 
 @pytest.mark.parametrize("classes,expected", [(1, False), (2, True), (7, True), (8, False), (21, False)])
 def test_fast_softmax_only_for_few_classes_on_torch(classes, expected):
-    """2-7 classes of a rank >= 3 tensor on torch: the vectorised path; else Keras' code."""
+    """2-7 classes of a rank >= 3 tensor on torch, without gradients: the vectorised path; else Keras' code."""
     images = keras.ops.zeros((1, 4, 4, classes))
     on_torch = keras.config.backend() == "torch"
-    assert _fast_softmax_applies(Activation("softmax"), images) is (expected and on_torch)
-    assert not _fast_softmax_applies(Activation("sigmoid"), images)
-    assert not _fast_softmax_applies(Activation("softmax"), keras.ops.zeros((4, classes)))
-    with use_fast_paths(False):
-        assert not _fast_softmax_applies(Activation("softmax"), images)
+    with _no_gradients():
+        assert _fast_softmax_applies(Activation("softmax"), images) is (expected and on_torch)
+        assert not _fast_softmax_applies(Activation("sigmoid"), images)
+        assert not _fast_softmax_applies(Activation("softmax"), keras.ops.zeros((4, classes)))
+        with use_fast_paths(False):
+            assert not _fast_softmax_applies(Activation("softmax"), images)
+    # with gradients recorded (training) Keras' own softmax runs, so training is unchanged
+    assert not _fast_softmax_applies(Activation("softmax"), images)
 
 
 @pytest.mark.backend_independent  # serialisation: the layer's fast path is exercised above

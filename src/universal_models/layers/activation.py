@@ -9,8 +9,9 @@ The same memory read as a channels-last ``(N, C, H, W)`` tensor and reduced
 over dimension 1 is vectorised across pixels instead: 2.6 ms, and the
 backward pass gains as much (``benchmarks/README.md``, "Where the time
 went"). :class:`Activation` is Keras' layer with the same arguments and
-config; on the torch backend a softmax over 2-7 classes goes that way,
-everything else is Keras' layer unchanged.
+config; on the torch backend a softmax over 2-7 classes computed without
+gradients (prediction, evaluation) goes that way, everything else (training
+included) is Keras' layer unchanged.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ def _fast_softmax_applies(layer: keras.layers.Activation, inputs) -> bool:
     if layer.activation is not keras.activations.softmax:
         return False
     rank = len(inputs.shape)
-    return rank >= 3 and 2 <= inputs.shape[-1] <= MAX_FAST_SOFTMAX_CLASSES
+    if not (rank >= 3 and 2 <= inputs.shape[-1] <= MAX_FAST_SOFTMAX_CLASSES):
+        return False
+    import torch
+
+    # Inference only: training keeps Keras' kernel, so training runs are bit-identical to Keras' layer
+    # (the training gain was within noise; see benchmarks/README.md, "The output softmax").
+    return not torch.is_grad_enabled()
 
 
 @keras.saving.register_keras_serializable(package="universal_models")
@@ -38,7 +45,8 @@ class Activation(keras.layers.Activation):
     """``keras.layers.Activation`` with a faster few-class softmax on the torch backend.
 
     Same arguments, config and outputs as Keras' layer (to float32 rounding:
-    tested in ``tests/test_performance_paths.py``). On the torch backend a
+    tested in ``tests/test_performance_paths.py``). On the torch backend, when
+    no gradient is recorded (``predict``, ``evaluate``, ``torch.no_grad``), a
     softmax over a last axis of 2-7 classes, for inputs of rank 3 or more, is
     computed as ``torch.softmax`` over dimension 1 of the channels-last view
     of the tensor (no copy); the result is returned in Keras' channels-last
