@@ -46,7 +46,7 @@ class _ConvolutionBackwardTimer(TorchDispatchMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[tuple[str, float]] = []
+        self.calls: list[tuple[str, str, float]] = []  # (convolution, input layout, seconds)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if func is not torch.ops.aten.convolution_backward.default:
@@ -58,9 +58,9 @@ class _ConvolutionBackwardTimer(TorchDispatchMode):
         height, width = inputs.shape[2:]
         channels_out = weight.shape[1] * args[9] if transposed else weight.shape[0]
         kind = "transposed " if transposed else ""
-        description = (f"{height}x{width}, {inputs.shape[1]} -> {channels_out}, {kind}{weight.shape[2]}x"
-                       f"{weight.shape[3]} ({_layout(inputs)})")
-        self.calls.append((description, seconds))
+        kernel = f"{kind}{weight.shape[2]}x{weight.shape[3]}"
+        description = f"{height}x{width}, {inputs.shape[1]} -> {channels_out}, {kernel}"
+        self.calls.append((description, _layout(inputs), seconds))
         return result
 
 
@@ -80,10 +80,11 @@ def convolution_table(ours, theirs, runs: int = 3) -> str:
         raise RuntimeError("the two models made a different number of convolution backward calls")
     rows, totals = [], {"ours": 0.0, "twin": 0.0}
     for index in range(len(timings["ours"][0])):
-        medians = {name: statistics.median(run[index][1] for run in timings[name]) for name in timings}
+        medians = {name: statistics.median(run[index][2] for run in timings[name]) for name in timings}
         for name in totals:
             totals[name] += medians[name]
-        rows.append([timings["ours"][0][index][0], timings["twin"][0][index][0].rsplit(" (", 1)[1][:-1],
+        description, layout, _ = timings["ours"][0][index]
+        rows.append([f"{description} ({layout})", timings["twin"][0][index][1],
                      f"{1e3 * medians['ours']:.1f}", f"{1e3 * medians['twin']:.1f}",
                      f"{medians['twin'] / medians['ours']:.2f}"])
     rows.append(["all convolutions", "", f"{1e3 * totals['ours']:.1f}", f"{1e3 * totals['twin']:.1f}",
