@@ -35,6 +35,8 @@ MODELS = {
     "fcn8": ("fcn8", {"fc_filters": 1024}, (128, 128, 3, 2)),
     "lstm_unet": ("lstm_unet", {}, (64, 64, 1, 2)),
     "lstm_next_frame": ("lstm_next_frame", {}, (64, 64, 1, 1)),
+    "ladder": ("ladder", {"encoder": "dense"}, (28, 28, 1, 10)),  # the paper's MNIST network
+    "ladder_conv": ("ladder", {}, (32, 32, 1, 10)),
 }
 
 _CHILD = """

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import keras
 from keras import layers, ops
 
+from ...layers.initializers import HostVarianceScaling
 from ...layers.ladder import GaussianCombinator, LadderBatchNormalization, batch_statistics
 from ...registry import register_model
 from .loss import LabeledCrossEntropy, labeled_mask
@@ -372,8 +373,9 @@ class LadderNetwork(keras.Model):
 
     def _initializer(self, offset: int, distribution: str):
         seed = None if self.seed is None else self.seed + offset
-        # The authors' initialisation: weights with variance 1 / fan_in.
-        return keras.initializers.VarianceScaling(1.0, "fan_in", distribution, seed=seed)
+        # The authors' initialisation: weights with variance 1 / fan_in. Drawn on the host like every
+        # model's weights (on JAX, Keras' initializer compiles one XLA program per kernel shape).
+        return HostVarianceScaling(1.0, "fan_in", distribution, seed=seed)
 
     def _make_layers(self):
         encoder_transforms, encoder_norms = [], []
