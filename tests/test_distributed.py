@@ -33,12 +33,13 @@ def test_data_parallel_checks_backend_and_batch_size():
 
 
 # `umodels train` on one device, then with --distributed on two; prints both runs' per-epoch losses.
+# TestNet: batch norm in every block (statistics over the whole global batch), the smallest program to compile.
 CLI_SCRIPT = textwrap.dedent(
     """
     import csv, json, sys
     from universal_models.cli import main
 
-    run = ["train", "--model", "unet", "--option", "base_filters=4", "--option", "depth=2", "--data", "shapes",
+    run = ["train", "--model", "testnet", "--option", "base_filters=4", "--data", "shapes",
            "--n-samples", "12", "--image-size", "32", "--patch-size", "32", "--batch-size", "4", "--val-split", "4",
            "--steps-per-epoch", "2", "--epochs", "2", "--no-augment", "--seed", "3", "--verbose", "0"]
     losses = {}
