@@ -4,6 +4,7 @@ its own pytest process); without it, universal_models picks one on import."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,21 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.config.backend()}"
+
+
+# UMODELS_TEST_TIMELINE=FILE appends one line per test: worker, start and end (Unix seconds), test id.
+# It shows how the parallel workers share a suite (scripts/timeline.py summarises the file).
+_TIMELINE = os.environ.get("UMODELS_TEST_TIMELINE")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = time.time()  # runs where the test runs (a worker under xdist), setup and teardown included
+    yield
+    if _TIMELINE:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(_TIMELINE, "a") as handle:
+            handle.write(f"{worker}\t{start:.3f}\t{time.time():.3f}\t{item.nodeid}\n")
 
 
 @pytest.fixture(autouse=True)
