@@ -80,8 +80,7 @@ def set_threads(threads: int) -> None:
     """Limit the backend's intra-op threads (must run before the backend is imported)."""
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[variable] = str(threads)
-    os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
-                                       f"intra_op_parallelism_threads={threads}")
+    os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}")
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
 
 

@@ -28,7 +28,8 @@ workers=${TEST_WORKERS:-$(( cores < 2 ? 1 : 2 ))}
 parallel=()
 [ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadscope)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
-export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1}"
+# (XLA_FLAGS holds only --flags: XLA stops reading at the first word without "--", silently.)
+export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false}"
 
 # JAX: compiled programs are cached on disk for the run, so the workers and the subprocesses
 # some tests start do not compile the same step twice.
