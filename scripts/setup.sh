@@ -3,9 +3,6 @@
 # editable plus its test tools:  .venv-torch  .venv-jax  .venv-tensorflow
 # Usage: bash scripts/setup.sh [torch] [jax] [tensorflow]      (default: torch)
 # An environment is rebuilt only when pyproject.toml changed since it was made.
-# UMODELS_BYTECODE=lazy skips byte-compiling the installed packages (scripts/test.sh does this and
-# lets its test processes write the .pyc files of what they import); the default, compile, makes
-# them all, also for an environment made lazily before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -13,16 +10,6 @@ python=${PYTHON:-python3}
 backends=("$@")
 [ ${#backends[@]} -gt 0 ] || backends=(torch)
 stamp=$(sha256sum pyproject.toml | cut -c1-16)
-bytecode=${UMODELS_BYTECODE:-compile}
-case $bytecode in compile|lazy) ;; *) echo "UMODELS_BYTECODE must be compile or lazy, got '$bytecode'" >&2; exit 2 ;; esac
-
-byte_compile() {
-    # pip byte-compiles what it installs on one core; compileall does the same on every core.
-    # The .pyc files matter: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) Python
-    # would otherwise compile torch's or TensorFlow's sources again in every process.
-    "$1/bin/python" -m compileall -q -j 0 "$1/lib" > /dev/null 2>&1 || true
-    touch "$1/.compiled"
-}
 
 setup_one() {
     local backend=$1 extras
@@ -34,10 +21,6 @@ setup_one() {
     esac
     local venv="$root/.venv-$backend"
     if [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$stamp" ]; then
-        if [ "$bytecode" = compile ] && [ ! -f "$venv/.compiled" ]; then
-            echo "[$backend] byte-compiling $venv"
-            byte_compile "$venv"
-        fi
         echo "[$backend] environment up to date: $venv"
         return 0
     fi
@@ -45,13 +28,13 @@ setup_one() {
     rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
+    # pip byte-compiles what it installs on one core; compileall does the same on every core.
+    # The .pyc files matter: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) Python
+    # would otherwise compile torch's or TensorFlow's sources again in every process.
     "$venv/bin/python" -m pip install --quiet --no-compile -e "$root[$extras]"
-    [ "$bytecode" = lazy ] || byte_compile "$venv"
+    "$venv/bin/python" -m compileall -q -j 0 "$venv/lib" > /dev/null 2>&1 || true
     echo "$stamp" > "$venv/.stamp"
-    # Lazy: .pyc files go to $venv/pycache (see scripts/test.sh); this first import starts filling it.
-    local python_env=()
-    [ "$bytecode" = compile ] || python_env=(-u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX="$venv/pycache")
-    echo "[$backend] ready: $(env "${python_env[@]}" KERAS_BACKEND=$backend "$venv/bin/python" -c 'import keras; print("keras", keras.__version__, "on", keras.config.backend())')"
+    echo "[$backend] ready: $(KERAS_BACKEND=$backend "$venv/bin/python" -c 'import keras; print("keras", keras.__version__, "on", keras.config.backend())')"
 }
 
 pids=()

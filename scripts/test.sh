@@ -17,10 +17,6 @@ backends=("$@")
 # environments beside the torch tests slowed them from about 255 s to 385 s, while the same
 # installs alone take about 75 s; all three installs at once took 220 s.
 setup_start=$(date +%s)
-# New environments are not byte-compiled (UMODELS_BYTECODE=lazy): the test processes write the .pyc
-# files of what they import into the environment's pycache/ (below), instead of compileall
-# compiling every installed module first (about 30 s per environment, most of it never imported).
-export UMODELS_BYTECODE=${UMODELS_BYTECODE:-lazy}
 bash scripts/setup.sh "${backends[0]}" || { echo "environment setup failed" >&2; exit 1; }
 if [ ${#backends[@]} -gt 1 ]; then
     bash scripts/setup.sh "${backends[@]:1}" || { echo "environment setup failed" >&2; exit 1; }
@@ -36,10 +32,9 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTER
 export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false}"
 
 # JAX: compiled programs are cached on disk for the run, so the workers and the subprocesses
-# some tests start do not compile the same step twice; all of them, also the ~40 ms programs of
-# single operations run eagerly (tests build and call models outside a compiled step).
+# some tests start do not compile the same step twice.
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$(mktemp -d)}"
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
 
 # One suite after the other: side by side on a fresh clone, the JAX and TensorFlow suites had not
 # finished after 1,090 s; one after the other they take about 1,060 s.
@@ -49,9 +44,7 @@ for backend in "${backends[@]}"; do
     [ "$backend" = torch ] || marker=(-m "not backend_independent and not pipeline")
     echo "=== tests on $backend ==="
     start=$(date +%s)
-    python_env=()  # an environment made lazily: let Python write .pyc files, into its pycache/
-    [ -f ".venv-$backend/.compiled" ] || python_env=(-u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX="$PWD/.venv-$backend/pycache")
-    env "${python_env[@]}" KERAS_BACKEND=$backend ".venv-$backend/bin/python" -m pytest tests -q -p no:cacheprovider \
+    KERAS_BACKEND=$backend ".venv-$backend/bin/python" -m pytest tests -q -p no:cacheprovider \
         -W ignore::DeprecationWarning --durations=15 "${marker[@]}" "${parallel[@]}" ${PYTEST_ARGS:-} || failed+=("$backend")
     echo "=== $backend: $(( $(date +%s) - start )) s ==="
 done
