@@ -2,8 +2,9 @@
 
     python scripts/timeline.py FILE [--top N]
 
-Prints, per pytest worker, its first start, last end, busy seconds and number of tests, how long
-each worker sat idle before the last one finished, and the N longest test modules (or classes).
+For each backend's suite in the file (``bash .ci/run`` appends all three): per pytest worker, its
+number of tests, busy seconds, when it ended and how long it then sat idle until the last worker
+finished; and the N longest test modules (or classes within a module).
 """
 
 from __future__ import annotations
@@ -12,18 +13,7 @@ import argparse
 import collections
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("timeline")
-    parser.add_argument("--top", type=int, default=15)
-    args = parser.parse_args()
-    rows = []
-    with open(args.timeline) as handle:
-        for line in handle:
-            worker, start, end, nodeid = line.rstrip("\n").split("\t", 3)
-            rows.append((worker, float(start), float(end), nodeid))
-    if not rows:
-        raise SystemExit(f"{args.timeline} holds no tests")
+def summarise(rows: list[tuple[str, float, float, str]], top: int) -> None:
     first = min(row[1] for row in rows)
     last = max(row[2] for row in rows)
     print(f"{len(rows)} tests, {last - first:.0f} s from the first start to the last end")
@@ -40,9 +30,26 @@ def main() -> None:
         path, _, rest = nodeid.partition("::")
         scope = path + ("::" + rest.split("::")[0] if "::" in rest else "")
         scopes[scope] += end - start
-    print(f"longest scopes (module, or class within a module):")
-    for scope, seconds in sorted(scopes.items(), key=lambda item: -item[1])[: args.top]:
+    print("longest scopes (module, or class within a module):")
+    for scope, seconds in sorted(scopes.items(), key=lambda item: -item[1])[:top]:
         print(f"  {seconds:7.1f} s  {scope}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("timeline")
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args()
+    suites = collections.defaultdict(list)
+    with open(args.timeline) as handle:
+        for line in handle:
+            backend, worker, start, end, nodeid = line.rstrip("\n").split("\t", 4)
+            suites[backend].append((worker, float(start), float(end), nodeid))
+    if not suites:
+        raise SystemExit(f"{args.timeline} holds no tests")
+    for backend, rows in suites.items():
+        print(f"== {backend}")
+        summarise(rows, args.top)
 
 
 if __name__ == "__main__":

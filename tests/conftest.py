@@ -20,8 +20,8 @@ def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.config.backend()}"
 
 
-# UMODELS_TEST_TIMELINE=FILE appends one line per test: worker, start and end (Unix seconds), test id.
-# It shows how the parallel workers share a suite (scripts/timeline.py summarises the file).
+# UMODELS_TEST_TIMELINE=FILE appends one line per test: backend, worker, start and end (Unix seconds),
+# test id. It shows how the parallel workers share each suite (scripts/timeline.py summarises the file).
 _TIMELINE = os.environ.get("UMODELS_TEST_TIMELINE")
 
 
@@ -32,7 +32,7 @@ def pytest_runtest_protocol(item, nextitem):
     if _TIMELINE:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         with open(_TIMELINE, "a") as handle:
-            handle.write(f"{worker}\t{start:.3f}\t{time.time():.3f}\t{item.nodeid}\n")
+            handle.write(f"{keras.config.backend()}\t{worker}\t{start:.3f}\t{time.time():.3f}\t{item.nodeid}\n")
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,10 @@ float32 values with AVX2) is slow: through Keras' layer, 10.6 ms for 16 x 128
 x 128 x 2 on two cores, 3 % of a 16-filter U-Net's prediction of that batch.
 The same memory read as a channels-last ``(N, C, H, W)`` tensor and reduced
 over dimension 1 is vectorised across pixels instead: 2.6 ms
-(``benchmarks/README.md``, "Where the time went"). :class:`Activation` is Keras' layer with the same arguments and
-config; on the torch backend a softmax over 2-7 classes computed without
-gradients (prediction, evaluation) goes that way, everything else (training
-included) is Keras' layer unchanged.
+(``benchmarks/README.md``, "Where the time went"). :class:`Activation` is
+Keras' layer with the same arguments and config; on the torch backend a
+softmax over 2-7 classes computed without gradients (prediction, evaluation)
+goes that way, everything else (training included) is Keras' layer unchanged.
 """
 
 from __future__ import annotations
