@@ -28,8 +28,13 @@ workers=${TEST_WORKERS:-$(( cores < 2 ? 1 : 2 ))}
 parallel=()
 [ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadscope)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
+# JAX: most of a test's time is XLA compiling its training step, and most of that is LLVM
+# optimising each fused kernel. The tests compile with optimisation level 1 and XLA's classic
+# loop emitters: the same programs, less optimised machine code (U-Net-8 training step: 10 s of
+# compiling -> 6 s; the JAX suite 696 s -> 549 s). Level 0 is not used: it gave NaN in SegNet's
+# second training step. Users and benchmarks/ get XLA's defaults.
 # (XLA_FLAGS holds only --flags: XLA stops reading at the first word without "--", silently.)
-export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false}"
+export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_multi_thread_eigen=false --xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false}"
 
 # JAX: compiled programs are cached on disk for the run, so the workers and the subprocesses
 # some tests start do not compile the same step twice.

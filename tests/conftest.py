@@ -21,18 +21,30 @@ def pytest_report_header(config):
 
 
 # UMODELS_TEST_TIMELINE=FILE appends one line per test: backend, worker, start and end (Unix seconds),
-# test id. It shows how the parallel workers share each suite (scripts/timeline.py summarises the file).
+# XLA compilations and the seconds they took (JAX; 0 elsewhere), test id. It shows how the parallel workers share
+# each suite and where JAX's time goes (scripts/timeline.py summarises the file).
 _TIMELINE = os.environ.get("UMODELS_TEST_TIMELINE")
+_compiles = [0, 0.0]  # count, seconds
+if _TIMELINE and keras.config.backend() == "jax":
+    import jax.monitoring
+
+    def _count_compile(event, duration, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            _compiles[0] += 1
+            _compiles[1] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(_count_compile)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    start = time.time()  # runs where the test runs (a worker under xdist), setup and teardown included
+    start, _compiles[:] = time.time(), [0, 0.0]  # where the test runs (an xdist worker), setup included
     yield
     if _TIMELINE:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         with open(_TIMELINE, "a") as handle:
-            handle.write(f"{keras.config.backend()}\t{worker}\t{start:.3f}\t{time.time():.3f}\t{item.nodeid}\n")
+            handle.write(f"{keras.config.backend()}\t{worker}\t{start:.3f}\t{time.time():.3f}\t"
+                         f"{_compiles[0]}\t{_compiles[1]:.3f}\t{item.nodeid}\n")
 
 
 @pytest.fixture(autouse=True)

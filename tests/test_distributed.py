@@ -57,7 +57,8 @@ CLI_SCRIPT = textwrap.dedent(
 def test_umodels_train_distributed_matches_one_device(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     environment = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": root,
-                   "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+                   # the test runner's flags (scripts/test.sh) are kept; XLA reads the last of a repeated flag
+                   "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"}
     result = subprocess.run([sys.executable, "-c", CLI_SCRIPT, str(tmp_path)], cwd=root, env=environment,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
