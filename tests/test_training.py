@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from universal_models.evaluation import confusion_matrix, scores_from_confusion
-from universal_models.inference import blend_window, keras_predictor, labels_from_probabilities, predict_tiled
+from universal_models.inference import (
+    blend_window,
+    keras_predictor,
+    labels_from_probabilities,
+    predict_images,
+    predict_tiled,
+)
 from universal_models.training import (
     STATE_MEMBER,
     TrainConfig,
@@ -139,6 +145,51 @@ def test_tiled_prediction_equals_whole_image_for_a_pointwise_model():
     assert calls == [(1, 70, 53, 2)]  # one tile the image's size, no padded tiles in the batch
     sequence = np.stack([image, image[::-1, ::-1]])
     assert predict_tiled(keras_predictor(_seq_model()), sequence, tile_size=32, overlap=4).shape == (2, 70, 53, 1)
+
+
+@pytest.mark.backend_independent
+def test_many_images_share_model_calls_and_match_one_at_a_time():
+    rng = np.random.default_rng(1)
+    weights = rng.normal(size=(2, 3)).astype("float32")
+
+    def pointwise(tiles):  # a per-pixel "model" in numpy: any batching gives the same numbers
+        calls.append(tiles.shape)
+        logits = tiles @ weights
+        return np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+
+    same = [rng.random((20, 24, 2)).astype("float32") for _ in range(5)]
+    mixed = same[:2] + [rng.random((30, 17, 2)).astype("float32")] + same[2:]
+    for images, fit, tile, batch, expected_calls in (
+        (same, False, 32, 4, [(4, 32, 32, 2)] * 2),  # 5 one-tile images, 4 per call (the last padded)
+        (same, True, 32, 4, [(4, 20, 24, 2), (1, 20, 24, 2)]),  # any-size model: no padded tiles
+        (mixed, True, 32, 4, [(2, 20, 24, 2), (1, 30, 17, 2), (3, 20, 24, 2)]),  # a call holds one tile shape
+        (same[:2], False, 16, 3, [(3, 16, 16, 2)] * 3),  # 4 tiles per image: calls span images
+    ):
+        calls = []
+        streamed = list(predict_images(pointwise, iter(images), tile_size=tile, overlap=4, batch_size=batch,
+                                       fit_to_image=fit))
+        assert calls == expected_calls
+        assert len(streamed) == len(images)
+        for image, probabilities in zip(images, streamed):
+            calls = []
+            alone = predict_tiled(pointwise, image, tile_size=tile, overlap=4, batch_size=batch, fit_to_image=fit)
+            np.testing.assert_allclose(probabilities, alone, rtol=1e-6)
+
+
+@pytest.mark.backend_independent
+def test_images_read_before_a_bad_one_are_predicted_before_its_error():
+    def images():
+        yield np.zeros((8, 8, 1), "float32")
+        yield np.ones((8, 8, 1), "float32")
+        raise ValueError("image 3 is damaged")
+
+    results = []
+    with pytest.raises(ValueError, match="image 3 is damaged"):
+        for probabilities in predict_images(lambda tiles: tiles, images(), tile_size=8, overlap=0, batch_size=4):
+            results.append(probabilities)
+    assert [float(result.mean()) for result in results] == [0.0, 1.0]
+    with pytest.raises(ValueError, match="must be"):
+        list(predict_images(lambda tiles: tiles, [np.zeros((8, 8))], tile_size=8, overlap=0))
 
 
 def _seq_model():

@@ -475,7 +475,7 @@ def _command_predict(args) -> int:
     from PIL import Image
 
     from .data.folder import read_image, to_float_image
-    from .inference import fixed_input_size, keras_predictor, labels_from_probabilities, predict_tiled
+    from .inference import fixed_input_size, keras_predictor, labels_from_probabilities, predict_images
 
     path, run = _resolve_model_path(args.model)
     config = _run_config(run)
@@ -490,10 +490,10 @@ def _command_predict(args) -> int:
     tile, overlap = _tiles(args, config, size)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    for index, file in enumerate(files, start=1):
-        image = to_float_image(read_image(file), file, channels)
-        probabilities = predict_tiled(predictor, image, tile_size=tile, overlap=overlap, batch_size=batch_size,
-                                      fit_to_image=not all(size))
+    images = (to_float_image(read_image(file), file, channels) for file in files)
+    predictions = predict_images(predictor, images, tile_size=tile, overlap=overlap, batch_size=batch_size,
+                                 fit_to_image=not all(size))  # tiles of consecutive images share model calls
+    for index, (file, probabilities) in enumerate(zip(files, predictions), start=1):
         labels = labels_from_probabilities(probabilities)
         n_classes = max(probabilities.shape[-1], 2)
         if args.mask_values == "spread":

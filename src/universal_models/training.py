@@ -26,6 +26,7 @@ resumed run ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import json
@@ -45,7 +46,7 @@ from .data.folder import SegmentationFolder
 from .data.generated import GENERATED_DATASETS, SHAPE_CLASSES
 from .data.pipeline import ArraySource, PatchDataset, TileDataset
 from .evaluation import confusion_matrix, scores_from_confusion
-from .inference import fixed_input_size, keras_predictor, labels_from_probabilities, predict_tiled
+from .inference import fixed_input_size, keras_predictor, labels_from_probabilities, predict_images
 from .registry import get_model, list_models
 from .preparation import prepare_training
 from .saving import load_model
@@ -740,10 +741,17 @@ def evaluate_model(model: keras.Model, source, n_classes: int, *, tile_size, ove
     any_size = not all(fixed_input_size(model))
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
     kept = []
-    for index in range(len(source)):
-        image, truth = source.load(index)
-        probabilities = predict_tiled(predictor, image, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
-                                      fit_to_image=any_size)
+    samples = collections.deque()  # (image, truth) of the images in flight
+
+    def images():
+        for index in range(len(source)):
+            samples.append(source.load(index))
+            yield samples[-1][0]
+
+    predictions = predict_images(predictor, images(), tile_size=tile_size, overlap=overlap, batch_size=batch_size,
+                                 fit_to_image=any_size)  # tiles of consecutive images share model calls
+    for probabilities in predictions:
+        image, truth = samples.popleft()
         prediction = labels_from_probabilities(probabilities)
         matrix += confusion_matrix(truth, prediction, n_classes)
         if len(kept) < keep:
