@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from universal_models import prepare_training
@@ -45,6 +46,19 @@ def perturb_weights(model, seed: int = 5) -> None:
         weight * rng.uniform(0.5, 1.5, weight.shape).astype(weight.dtype) + 0.01 * (weight.min() >= 0)
         for weight in model.get_weights()
     ])
+
+
+def infer(model, inputs) -> np.ndarray:
+    """Inference-mode outputs of ``model`` on one batch, as numpy.
+
+    On JAX through ``predict_on_batch``, one compiled program: an eager call there compiles and
+    dispatches every operation on its own (U-Net-8 on a 45 x 61 image: 5.6 s against 1.4 s).
+    Elsewhere the eager call, which is the cheaper one there (TensorFlow: 0.2 s against 0.9 s
+    for ``predict``, which traces a graph first).
+    """
+    if keras.config.backend() == "jax":
+        return np.asarray(model.predict_on_batch(inputs))
+    return keras.ops.convert_to_numpy(model(inputs, training=False))
 
 
 def train_steps(model, inputs, targets, steps: int) -> list[float]:

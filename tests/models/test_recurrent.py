@@ -16,7 +16,7 @@ import universal_models as um
 from universal_models.data import moving_shapes
 from universal_models.layers import ICNR, DepthToSpace
 
-from tests.helpers import perturb_weights, train_steps
+from tests.helpers import infer, perturb_weights, train_steps
 
 #: small options per model for the fast tests
 CASES = {
@@ -42,7 +42,7 @@ def test_predicts_every_frame_at_any_fixed_size(name):
         model, output_height, output_width = build(name, height, width, channels, n_classes)
         assert (output_height, output_width) == (height, width)
         frames = np.random.default_rng(0).random((2, 3, height, width, channels)).astype("float32")
-        outputs = keras.ops.convert_to_numpy(model(frames, training=False))
+        outputs = infer(model, frames)
         assert outputs.shape == (2, 3, height, width, n_classes)
         assert np.all(np.isfinite(outputs)) and outputs.min() >= 0 and outputs.max() <= 1
         if n_classes > 1:
@@ -58,9 +58,7 @@ def test_later_frames_depend_on_earlier_ones(name):
     changed_first, changed_last = frames.copy(), frames.copy()
     changed_first[:, 0] = 0.0
     changed_last[:, 2] = 0.0
-    base, after_first, after_last = (
-        keras.ops.convert_to_numpy(model(x, training=False)) for x in (frames, changed_first, changed_last)
-    )
+    base, after_first, after_last = (infer(model, x) for x in (frames, changed_first, changed_last))
     assert np.abs(after_first[:, 2] - base[:, 2]).max() > 1e-6
     np.testing.assert_allclose(after_last[:, :2], base[:, :2], atol=1e-6)
 
@@ -95,7 +93,7 @@ def test_save_and_safe_load_give_identical_predictions(name, tmp_path):
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(
+    np.testing.assert_array_equal(  # eager: on JAX the two models share the per-operation compilations
         keras.ops.convert_to_numpy(model(frames, training=False)),
         keras.ops.convert_to_numpy(loaded(frames, training=False)),
     )
