@@ -26,7 +26,8 @@ echo "=== environments: $(( $(date +%s) - setup_start )) s ==="
 cores=$(nproc 2>/dev/null || echo 1)
 workers=${TEST_WORKERS:-$(( cores < 2 ? 1 : 2 ))}
 parallel=()
-[ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadscope)
+# loadscope keeps a module (or class) on one worker; the order is tests/conftest.py's, longest first.
+[ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadscope --no-loadscope-reorder)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 # JAX: most of a test's time is XLA compiling its training step, and most of that is LLVM
 # optimising each fused kernel. The tests compile with optimisation level 1 and XLA's classic

@@ -1,17 +1,23 @@
 """Summarise a test timeline written with UMODELS_TEST_TIMELINE=FILE (see tests/conftest.py).
 
-    python scripts/timeline.py FILE [--top N]
+    python scripts/timeline.py FILE [--top N] [--write-scope-seconds tests/scope_seconds.json]
 
 For each backend's suite in the file (``bash .ci/run`` appends all three): per pytest worker, its
 number of tests, busy seconds, when it ended and how long it then sat idle until the last worker
 finished; and the N longest test modules (or classes within a module) with the XLA compilations
 they ran and the seconds those took (JAX only; zero on the other backends).
+
+``--write-scope-seconds`` stores every scope's seconds per backend in a JSON file (the backends in
+the timeline replace theirs, the others are kept); tests/conftest.py queues the longest scopes
+first from it, so that the pytest-xdist workers end together.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
+from pathlib import Path
 from typing import NamedTuple
 
 
@@ -22,6 +28,18 @@ class Row(NamedTuple):
     compiles: int
     compile_seconds: float
     nodeid: str
+
+
+def scope_of(nodeid: str) -> str:
+    """pytest-xdist's loadscope unit (as in tests/conftest.py): the module, or the class."""
+    return nodeid.rsplit("::", 1)[0]
+
+
+def scope_seconds(rows: list[Row]) -> dict[str, float]:
+    seconds: dict[str, float] = collections.defaultdict(float)
+    for row in rows:
+        seconds[scope_of(row.nodeid)] += row.end - row.start
+    return dict(seconds)
 
 
 def summarise(rows: list[Row], top: int) -> None:
@@ -41,8 +59,7 @@ def summarise(rows: list[Row], top: int) -> None:
               f"(idle at the end {last - end:.0f} s)")
     scopes = collections.defaultdict(lambda: [0.0, 0, 0.0])
     for row in rows:
-        path, _, rest = row.nodeid.partition("::")
-        scope = scopes[path + ("::" + rest.split("::")[0] if "::" in rest else "")]
+        scope = scopes[scope_of(row.nodeid)]
         scope[0] += row.end - row.start
         scope[1] += row.compiles
         scope[2] += row.compile_seconds
@@ -55,6 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("timeline")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--write-scope-seconds", type=Path, metavar="JSON",
+                        help="store each scope's seconds per backend here (tests/scope_seconds.json)")
     args = parser.parse_args()
     suites = collections.defaultdict(list)
     with open(args.timeline) as handle:
@@ -71,6 +90,14 @@ def main() -> None:
     for backend, rows in suites.items():
         print(f"== {backend}")
         summarise(rows, args.top)
+    if args.write_scope_seconds:
+        path = args.write_scope_seconds
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        for backend, rows in suites.items():
+            stored[backend] = {scope: round(seconds, 1) for scope, seconds
+                               in sorted(scope_seconds(rows).items(), key=lambda item: -item[1])}
+        path.write_text(json.dumps(stored, indent=1) + "\n")
+        print(f"wrote {path} ({', '.join(f'{backend}: {len(stored[backend])} scopes' for backend in suites)})")
 
 
 if __name__ == "__main__":

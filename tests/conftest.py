@@ -1,39 +1,62 @@
 """Shared fixtures. The backend comes from KERAS_BACKEND (CI runs each backend in
-its own pytest process); without it, universal_models picks one on import."""
+its own pytest process); without it, universal_models picks one on import.
+
+Keras (and with it the backend) is imported in the processes that run tests, in
+``pytest_configure``, never in pytest-xdist's controller process: there it would
+only cost about 10 s of imports before the workers start.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-import universal_models  # noqa: F401  (chooses the backend before keras is imported)
-import keras
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+keras = None  # set by pytest_configure in the processes that run tests
 
-def pytest_report_header(config):
-    return f"keras {keras.__version__}, backend {keras.config.backend()}"
+
+def _is_xdist_controller(config) -> bool:
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
 
 
 # UMODELS_TEST_TIMELINE=FILE appends one line per test: backend, worker, start and end (Unix seconds),
-# XLA compilations and the seconds they took (JAX; 0 elsewhere), test id. It shows how the parallel workers share
-# each suite and where JAX's time goes (scripts/timeline.py summarises the file).
+# XLA compilations and the seconds they took (JAX; 0 elsewhere), test id. It shows how the parallel
+# workers share each suite and where JAX's time goes (scripts/timeline.py summarises the file).
 _TIMELINE = os.environ.get("UMODELS_TEST_TIMELINE")
 _compiles = [0, 0.0]  # count, seconds
-if _TIMELINE and keras.config.backend() == "jax":
-    import jax.monitoring
 
-    def _count_compile(event, duration, **_):
-        if event == "/jax/core/compile/backend_compile_duration":
-            _compiles[0] += 1
-            _compiles[1] += duration
 
-    jax.monitoring.register_event_duration_secs_listener(_count_compile)
+def _count_compile(event, duration, **_):
+    if event == "/jax/core/compile/backend_compile_duration":
+        _compiles[0] += 1
+        _compiles[1] += duration
+
+
+def pytest_configure(config):
+    global keras
+    if _is_xdist_controller(config):
+        return
+    import universal_models  # noqa: F401  (chooses the backend before keras is imported)
+    import keras as keras_module
+
+    keras = keras_module
+    if _TIMELINE and keras.config.backend() == "jax":
+        import jax.monitoring
+
+        jax.monitoring.register_event_duration_secs_listener(_count_compile)
+
+
+def pytest_report_header(config):
+    version = importlib.metadata.version("keras")
+    if keras is None:  # the xdist controller
+        return f"keras {version}, backend {os.environ.get('KERAS_BACKEND', 'chosen on import')}"
+    return f"keras {version}, backend {keras.config.backend()}"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -45,6 +68,36 @@ def pytest_runtest_protocol(item, nextitem):
         with open(_TIMELINE, "a") as handle:
             handle.write(f"{keras.config.backend()}\t{worker}\t{start:.3f}\t{time.time():.3f}\t"
                          f"{_compiles[0]}\t{_compiles[1]:.3f}\t{item.nodeid}\n")
+
+
+# Longest scopes first. Under pytest-xdist's --dist loadscope a test module (or class) runs on one
+# worker, and a worker takes the next scope when it is nearly done; with the long scopes queued
+# first, the last ones to start are short and the two workers end close together (in the order
+# xdist uses by default, most tests first, a 30 s module could start last and leave the other
+# worker idle). scripts/test.sh passes --no-loadscope-reorder so that xdist keeps this order.
+# tests/scope_seconds.json holds each scope's seconds per backend, written from a timeline by
+# scripts/timeline.py --write-scope-seconds; a stale or missing entry only costs balance.
+_SCOPE_SECONDS = Path(__file__).with_name("scope_seconds.json")
+
+
+def scope_of(nodeid: str) -> str:
+    """The unit pytest-xdist's loadscope scheduling keeps on one worker: module, or class."""
+    return nodeid.rsplit("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        seconds = json.loads(_SCOPE_SECONDS.read_text()).get(keras.config.backend(), {})
+    except (OSError, ValueError):
+        return
+    first_index: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for index, item in enumerate(items):
+        scope = scope_of(item.nodeid)
+        first_index.setdefault(scope, index)
+        counts[scope] = counts.get(scope, 0) + 1
+    estimate = {scope: seconds.get(scope, 0.5 * counts[scope]) for scope in first_index}  # new: 0.5 s a test
+    items.sort(key=lambda item: (-estimate[scope_of(item.nodeid)], first_index[scope_of(item.nodeid)]))
 
 
 @pytest.fixture(autouse=True)
@@ -63,4 +116,6 @@ def shared_data() -> Path:
 
 
 def backend_name() -> str:
-    return keras.config.backend()
+    import keras as keras_module  # also when this file is imported as a module (tests.conftest)
+
+    return keras_module.config.backend()
