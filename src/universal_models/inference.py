@@ -87,16 +87,13 @@ class _TiledImage:
             image = np.pad(image, ((0, 0),) * (image.ndim - 3) + spatial + ((0, 0),), mode="symmetric")
         self.image = image
         self.tile_height, self.tile_width = tile_height, tile_width
+        self.tile_shape = image.shape[:-3] + (tile_height, tile_width, image.shape[-1])  # what a call may mix
         self.window = blend_window(tile_height, tile_width, overlap)[..., None]
         padded_height, padded_width = image.shape[-3:-1]
         self.positions = [(top, left) for top in tile_starts(padded_height, tile_height, overlap)
                           for left in tile_starts(padded_width, tile_width, overlap)]
         self.pending = len(self.positions)
         self.total = self.weight = None
-
-    @property
-    def tile_shape(self) -> tuple[int, ...]:
-        return self.image.shape[:-3] + (self.tile_height, self.tile_width, self.image.shape[-1])
 
     def tile(self, top: int, left: int) -> np.ndarray:
         return self.image[..., top:top + self.tile_height, left:left + self.tile_width, :]
