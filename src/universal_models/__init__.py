@@ -15,6 +15,7 @@ _select_backend()
 
 import keras  # noqa: E402  (must follow the backend choice)
 
+from .graph import GraphModel  # noqa: E402
 from .registry import ModelInfo, get_model, list_models, model_options, register_model  # noqa: E402
 from .stateful import predict_stream, reset_states, rollout, to_stateful  # noqa: E402
 from . import losses, metrics  # noqa: E402  (registers every loss and metric, and their string names)
@@ -37,6 +38,7 @@ def backend() -> str:
 
 
 __all__ = [
+    "GraphModel",
     "ModelInfo",
     "__version__",
     "backend",

@@ -5,10 +5,13 @@ Some layers (:class:`~universal_models.layers.normalization.BatchNormalization`,
 :class:`~universal_models.layers.pooling.MaxUnpooling2D`) call a fused PyTorch
 kernel on the torch backend instead of a chain of ``keras.ops``; the output
 :class:`~universal_models.layers.activation.Activation` computes a few-class
-softmax over PyTorch's channels-last view; and
+softmax over PyTorch's channels-last view;
 :class:`~universal_models.layers.recurrent.ConvLSTM2D` unrolls short sequences
-on every backend. Both ways give the same numbers (to float32 rounding;
-``tests/test_performance_paths.py``), so the switch exists for comparisons and
+on every backend; and :class:`~universal_models.graph.GraphModel` runs its
+graph through a lean plan on torch (direct convolutions, batch norm with an
+in-place ReLU, batch norm folded into convolutions in inference, early release
+of intermediates). Both ways give the same numbers (to float32 rounding;
+``tests/test_performance_paths.py``, ``tests/test_graph.py``), so the switch exists for comparisons and
 debugging only: set the environment
 variable ``UNIVERSAL_MODELS_FAST_PATHS=0`` before the import, or use
 :func:`use_fast_paths` around the calls.

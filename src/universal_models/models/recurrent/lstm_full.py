@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from keras import Model, layers
+from keras import layers
 
+from ...graph import GraphModel
 from ...layers.blocks import conv_stack
 from ...layers.depth_to_space import subpixel_upsampling
 from ...registry import register_model
@@ -96,4 +97,4 @@ def build_lstm_full(
         tensor = subpixel_upsampling(tensor, filters, name=f"decoder{level + 1}_up", batch_norm=batch_norm)
         tensor = conv_stack(tensor, filters, 2, name=f"decoder{level + 1}", batch_norm=batch_norm)
     outputs = sequence_output(tensor, inputs, n_classes, output_activation, needs_crop)
-    return Model(inputs, outputs, name="lstm_full"), input_height, input_width
+    return GraphModel(inputs, outputs, name="lstm_full"), input_height, input_width

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from keras import Model, layers
+from keras import layers
 
+from ...graph import GraphModel
 from ...layers.blocks import conv_bn_act
 from ...layers.depth_to_space import subpixel_upsampling
 from ...registry import register_model
@@ -107,4 +108,4 @@ def build_lstm_next_frame(
             tensor = layers.Concatenate(name=f"{prefix}_concat")([skips[level], tensor])
         tensor = conv_bn_act(tensor, filters, name=f"{prefix}_refine", batch_norm=batch_norm)
     outputs = sequence_output(tensor, inputs, n_classes, output_activation, needs_crop)
-    return Model(inputs, outputs, name="lstm_next_frame"), input_height, input_width
+    return GraphModel(inputs, outputs, name="lstm_next_frame"), input_height, input_width

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from keras import Model
-
+from ...graph import GraphModel
 from ...layers.blocks import conv_bn_act
 from ...layers.depth_to_space import subpixel_upsampling
 from ...registry import register_model
@@ -77,4 +76,4 @@ def build_lstm_shallow(
     tensor = subpixel_upsampling(tensor, filters, name="up", batch_norm=batch_norm)
     tensor = conv_bn_act(tensor, filters, name="refine", batch_norm=batch_norm)
     outputs = sequence_output(tensor, inputs, n_classes, output_activation, needs_crop)
-    return Model(inputs, outputs, name="lstm_shallow"), input_height, input_width
+    return GraphModel(inputs, outputs, name="lstm_shallow"), input_height, input_width

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from keras import Model, layers
+from keras import layers
 
+from ...graph import GraphModel
 from ...registry import register_model
 from ..segmentation.unet import UPSAMPLING_MODES, unet_decoder, unet_encoder
 from ._common import check_positive_int, conv_lstm, sequence_input, sequence_output
@@ -110,4 +111,4 @@ def build_lstm_unet(
     tensor = unet_decoder(tensor, skips, base_filters, upsampling, batch_norm)
 
     outputs = sequence_output(tensor, inputs, n_classes, output_activation, needs_crop)
-    return Model(inputs, outputs, name="lstm_unet"), input_height, input_width
+    return GraphModel(inputs, outputs, name="lstm_unet"), input_height, input_width

@@ -3,8 +3,9 @@ Darrell, 2015, arXiv:1411.4038)."""
 
 from __future__ import annotations
 
-from keras import Model, initializers, layers
+from keras import initializers, layers
 
+from ...graph import GraphModel
 from ...layers.blocks import check_min_size, conv_bn_act, conv_stack, output_activation_layer, padded_input, restore_size
 from ...layers.initializers import BilinearUpsampling, glorot_uniform
 from ...registry import register_model
@@ -71,7 +72,7 @@ def _fcn(stride: int, input_height, input_width, input_channels, n_classes, *, b
 
     outputs = output_activation_layer(scores, n_classes, output_activation)
     outputs = restore_size(outputs, inputs, needs_crop)
-    return Model(inputs, outputs, name=name), input_height, input_width
+    return GraphModel(inputs, outputs, name=name), input_height, input_width
 
 
 _FCN_DOC = """{title} (Long, Shelhamer and Darrell 2015, "Fully Convolutional Networks for

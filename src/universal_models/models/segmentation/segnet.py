@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from keras import Model
-
+from ...graph import GraphModel
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
 from ...layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from ...registry import register_model
@@ -46,7 +45,7 @@ def _segnet(name, input_height, input_width, input_channels, n_classes, *, base_
         tensor = conv_stack(tensor, out_filters, 1, name=f"{prefix}_out")
 
     outputs = restore_size(classifier_head(tensor, n_classes, output_activation), inputs, needs_crop)
-    return Model(inputs, outputs, name=name), input_height, input_width
+    return GraphModel(inputs, outputs, name=name), input_height, input_width
 
 
 @register_model("segnet", "segmentation",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from keras import Model, layers
+from keras import layers
 
+from ...graph import GraphModel
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
 from ...registry import register_model
 
@@ -48,4 +49,4 @@ def build_testnet(
         tensor = layers.UpSampling2D(2, name=f"decoder{block}_upsample")(tensor)
         tensor = conv_stack(tensor, filters, 1, name=f"decoder{block}")
     outputs = restore_size(classifier_head(tensor, n_classes, output_activation), inputs, needs_crop)
-    return Model(inputs, outputs, name="testnet"), input_height, input_width
+    return GraphModel(inputs, outputs, name="testnet"), input_height, input_width

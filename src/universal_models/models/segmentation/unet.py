@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from keras import layers, Model
+from keras import layers
 
+from ...graph import GraphModel
 from ...layers.initializers import glorot_uniform
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
 from ...registry import register_model
@@ -76,7 +77,7 @@ def _unet(
         tensor = layers.Dropout(dropout, name="bottleneck_dropout")(tensor)
     tensor = unet_decoder(tensor, skips, base_filters, upsampling, batch_norm)
     outputs = restore_size(classifier_head(tensor, n_classes, output_activation), inputs, needs_crop)
-    return Model(inputs, outputs, name=name), input_height, input_width
+    return GraphModel(inputs, outputs, name=name), input_height, input_width
 
 
 @register_model("unet", "segmentation", "U-Net (Ronneberger et al. 2015): 4 down/4 up levels, skip concatenation.")

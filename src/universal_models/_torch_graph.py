@@ -1,0 +1,302 @@
+"""The eager runner of :class:`universal_models.graph.GraphModel` on the PyTorch backend.
+
+A :class:`GraphPlan` is made once per model from its Keras graph: the layer
+calls in Keras' order, which tensors each call releases (its inputs that no
+later call reads and that are not model outputs), and, per call, the cheapest
+way to run it that gives Keras' result:
+
+- ``conv``: a ``keras.layers.Conv2D`` (channels-last, float32) calls
+  ``torch.nn.functional.conv2d`` on the channels-last view, exactly the
+  call Keras' torch backend makes, with the bias added by the convolution
+  itself; when its only consumer is one of the library's
+  :class:`~universal_models.layers.normalization.BatchNormalization` layers
+  running in inference and no gradient is recorded (``predict``,
+  ``evaluate``, ``torch.no_grad``), the batch norm is folded into the
+  convolution's kernel and bias (and a ReLU that follows is applied in place).
+- ``batch_norm``: the library's batch norm through its fused kernel; a ReLU
+  that is its only consumer is applied in place on its output.
+- ``alias``: that ReLU, already applied.
+- ``direct``: any other layer, through its ``call`` with the training flag,
+  without Keras' ``Layer.__call__`` bookkeeping (input conversion, masks, name
+  and autocast scopes), none of which does anything for built float32 layers
+  without masks or regularisers.
+- ``keras``: everything else (nested models, masking layers, mixed precision,
+  activity regularisers, a run-time dtype the plan does not expect), through
+  ``Layer.__call__`` exactly as Keras' own runner calls it.
+
+A run returns ``None`` (and :class:`GraphModel` falls back to Keras' runner)
+when the inputs are not plain float tensors, inside a stateless or symbolic
+scope, or under a distribution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import torch
+import torch.nn.functional as functional
+from keras.src import backend as keras_backend
+from keras.src.backend.common.stateless_scope import in_stateless_scope
+from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+
+from .layers.normalization import BatchNormalization, _fast_path_applies, torch_batch_norm, torch_inference_affine
+
+_FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+                 "float64": torch.float64}
+
+
+def _is_plain_relu(layer) -> bool:
+    if isinstance(layer, keras.layers.Activation):
+        return layer.activation is keras.activations.relu
+    if type(layer) is keras.layers.ReLU:
+        return layer.max_value is None and not layer.negative_slope and not layer.threshold
+    return False
+
+
+def _can_skip_layer_call(layer) -> bool:
+    """Whether ``layer.call`` gives what ``layer.__call__`` would (checked once per plan)."""
+    if isinstance(layer, (keras.Model, keras.layers.Masking, keras.layers.Embedding)):
+        return False
+    if not isinstance(layer, keras.layers.Layer) or not layer.built:
+        return False
+    if layer.activity_regularizer is not None or layer.compute_dtype != layer.variable_dtype:
+        return False
+    if getattr(layer, "_remat_mode", None) is not None or getattr(layer, "quantization_mode", None) is not None:
+        return False
+    return True
+
+
+def _is_torch_conv(layer) -> bool:
+    return (type(layer) is keras.layers.Conv2D and layer.data_format == "channels_last"
+            and layer.compute_dtype == "float32" and _can_skip_layer_call(layer)
+            and layer.padding in ("valid", "same"))
+
+
+def _is_fast_batch_norm(layer) -> bool:
+    return (isinstance(layer, BatchNormalization) and type(layer).call is BatchNormalization.call
+            and _can_skip_layer_call(layer))
+
+
+def _same_padding(length: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """Keras' "same" padding (before, after) along one axis, as its torch backend computes it."""
+    effective = (kernel - 1) * dilation + 1
+    if stride == 1:
+        total = effective - 1
+    else:
+        total = max(0, (-(-length // stride) - 1) * stride + effective - length)
+    return total // 2, total - total // 2
+
+
+class _Step:
+    """One layer call of the plan."""
+
+    __slots__ = ("node", "layer", "kind", "inputs", "single", "outputs", "release", "input_dtype", "relu",
+                 "fold", "skip_if_folded", "training_arg", "context_arg")
+
+    def __init__(self, node, slots: dict[int, int]):
+        self.node = node
+        self.layer = node.operation
+        self.kind = "direct" if _can_skip_layer_call(self.layer) else "keras"
+        self.inputs = [slots[id(tensor)] for tensor in node.input_tensors]
+        # One positional tensor and nothing else (Keras records ``mask=None`` for layers that take a mask).
+        arguments = node.arguments
+        self.single = (len(arguments.args) == 1 and isinstance(arguments.args[0], keras.KerasTensor)
+                       and all(value is None for value in arguments.kwargs.values()))
+        self.outputs = [slots[id(tensor)] for tensor in node.outputs]
+        self.release: list[int] = []
+        dtype = getattr(self.layer, "input_dtype", None)
+        self.input_dtype = _FLOAT_DTYPES.get(dtype)
+        self.relu = False  # batch_norm / conv: apply a ReLU in place
+        self.fold: _Step | None = None  # conv: the batch-norm step to fold in inference
+        self.skip_if_folded = False  # batch_norm folded into the convolution before it
+        self.training_arg = bool(getattr(self.layer, "_call_has_training_arg", False))
+        self.context_arg = "training" in getattr(self.layer, "_call_context_args", ())
+
+    # -- arguments ---------------------------------------------------------------
+    def arguments(self, values: list) -> tuple[tuple, dict]:
+        if self.single:
+            return (values[self.inputs[0]],), {}
+        lookup = {id(tensor): values[slot] for tensor, slot in zip(self.node.input_tensors, self.inputs)}
+        return self.node.arguments.fill_in(lookup)
+
+    def dtypes_match(self, args: tuple, kwargs: dict) -> bool:
+        """True when Keras would not cast any floating input (it casts to the layer's input dtype)."""
+        for value in (args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args):
+            if not isinstance(value, torch.Tensor):
+                return False
+            if value.is_floating_point() and value.dtype is not self.input_dtype:
+                return False
+        return all(value is None for value in kwargs.values())
+
+    # -- execution ---------------------------------------------------------------
+    def call_keras(self, args: tuple, kwargs: dict, training) -> Any:
+        if training is not None and self.context_arg:
+            kwargs = {**kwargs, "training": training}
+        return self.layer(*args, **kwargs)
+
+    def call_direct(self, args: tuple, kwargs: dict, training) -> Any:
+        if training is not None and self.training_arg:
+            kwargs = {**kwargs, "training": training}
+        return self.layer.call(*args, **kwargs)
+
+
+class GraphPlan:
+    """An execution plan for one :class:`~universal_models.graph.GraphModel` (see the module docstring)."""
+
+    def __init__(self, model: keras.Model):
+        nodes = []
+        for depth in sorted(model._nodes_by_depth, reverse=True):
+            for node in model._nodes_by_depth[depth]:
+                if node.operation is not None and not node.is_input:
+                    nodes.append(node)
+        slots: dict[int, int] = {}
+
+        def slot(tensor) -> int:
+            return slots.setdefault(id(tensor), len(slots))
+
+        self.input_slots = [slot(tensor) for tensor in model.inputs]
+        for node in nodes:
+            for tensor in list(node.input_tensors) + list(node.outputs):
+                slot(tensor)
+        self.output_slots = [slot(tensor) for tensor in model.outputs]
+        self.n_slots = len(slots)
+        self.steps = [_Step(node, slots) for node in nodes]
+        self.usable = self._check_order()
+        self._plan_releases()
+        self._plan_fusions()
+
+    def _check_order(self) -> bool:
+        """Every step's inputs exist when it runs (Keras' runner would skip a step otherwise)."""
+        available = set(self.input_slots)
+        for step in self.steps:
+            if any(slot not in available for slot in step.inputs):
+                return False
+            available.update(step.outputs)
+        return all(slot in available for slot in self.output_slots)
+
+    def _plan_releases(self) -> None:
+        last_use: dict[int, int] = {}
+        self.consumers: dict[int, list[int]] = {}
+        for index, step in enumerate(self.steps):
+            for slot in step.inputs:
+                last_use[slot] = index
+                self.consumers.setdefault(slot, []).append(index)
+        keep = set(self.output_slots)
+        for slot, index in last_use.items():
+            if slot not in keep:
+                self.steps[index].release.append(slot)
+
+    def _only_consumer(self, slot: int) -> _Step | None:
+        """The step that is the single consumer of ``slot`` (read once, not a model output)."""
+        consumers = self.consumers.get(slot, [])
+        if len(consumers) != 1 or slot in self.output_slots:
+            return None
+        step = self.steps[consumers[0]]
+        return step if step.inputs == [slot] and step.single else None
+
+    def _plan_fusions(self) -> None:
+        for step in self.steps:
+            if step.kind != "direct" or len(step.outputs) != 1:
+                continue
+            if _is_torch_conv(step.layer) and step.single:
+                step.kind = "conv"
+            elif _is_fast_batch_norm(step.layer) and step.single:
+                step.kind = "batch_norm"
+        for step in self.steps:
+            if step.kind in ("conv", "batch_norm"):
+                consumer = self._only_consumer(step.outputs[0])
+                if step.kind == "conv" and step.layer.activation is keras.activations.relu:
+                    step.relu = True  # the convolution's own activation, applied in place
+                elif (consumer is not None and consumer.kind in ("direct", "keras") and _is_plain_relu(consumer.layer)
+                        and (step.kind == "batch_norm" or step.layer.activation is keras.activations.linear)):
+                    step.relu = True
+                    consumer.kind = "alias"
+        for step in self.steps:
+            if step.kind != "conv" or step.relu or step.layer.activation is not keras.activations.linear:
+                continue
+            consumer = self._only_consumer(step.outputs[0])
+            if consumer is not None and consumer.kind == "batch_norm":
+                step.fold = consumer
+
+    # -- running -----------------------------------------------------------------
+    def run(self, inputs: list, training) -> list | None:
+        """The model's flat outputs, or ``None`` when the plan does not apply to this call."""
+        if not self.usable or in_stateless_scope() or in_symbolic_scope():
+            return None
+        if keras.distribution.distribution() is not None or keras_backend.get_autocast_scope() is not None:
+            return None
+        values: list = [None] * self.n_slots
+        for slot, tensor in zip(self.input_slots, inputs):
+            if not isinstance(tensor, torch.Tensor) or keras_backend.get_keras_mask(tensor) is not None:
+                return None
+            values[slot] = tensor
+        folded: set[int] = set()
+        for step in self.steps:
+            if step.kind == "alias":
+                values[step.outputs[0]] = values[step.inputs[0]]
+            elif id(step) in folded:
+                values[step.outputs[0]] = values[step.inputs[0]]
+            else:
+                outputs = self._execute(step, values, training, folded)
+                if len(step.outputs) == 1:
+                    values[step.outputs[0]] = outputs
+                else:
+                    for slot, tensor in zip(step.outputs, keras.tree.flatten(outputs)):
+                        values[slot] = tensor
+            for slot in step.release:
+                values[slot] = None
+        return [values[slot] for slot in self.output_slots]
+
+    def _execute(self, step: _Step, values: list, training, folded: set[int]):
+        args, kwargs = step.arguments(values)
+        if step.kind == "keras" or not step.dtypes_match(args, kwargs):
+            outputs = step.call_keras(args, kwargs, training)
+            if step.relu:  # a fused ReLU the fast kernel could not take: apply it out of place
+                outputs = torch.relu(outputs)
+            return outputs
+        if step.kind == "conv" and args[0].ndim == 4:
+            fold = None
+            if step.fold is not None and not torch.is_grad_enabled():
+                norm = step.fold.layer
+                if not (training and norm.trainable) and _fast_path_applies(norm, args[0], None):
+                    fold = norm
+                    folded.add(id(step.fold))
+            outputs = _conv2d(step.layer, args[0], fold, relu=step.relu or (fold is not None and step.fold.relu))
+            return outputs
+        if step.kind == "batch_norm" and _fast_path_applies(step.layer, args[0], None):
+            return torch_batch_norm(step.layer, args[0], training, relu=step.relu)
+        outputs = step.call_direct(args, kwargs, training)
+        if step.relu:
+            outputs = torch.relu(outputs)
+        return outputs
+
+
+def _conv2d(layer: keras.layers.Conv2D, inputs, fold: BatchNormalization | None = None, relu: bool = False):
+    """``layer(inputs)`` for a channels-last float32 Conv2D, optionally followed by the batch norm
+    ``fold`` in inference (folded into kernel and bias) and a ReLU (in place)."""
+    kernel = layer.kernel
+    kernel = getattr(kernel, "value", kernel).permute(3, 2, 0, 1)  # (out, in, h, w) view, as Keras passes it
+    bias = layer.bias.value if layer.use_bias else None
+    if fold is not None:
+        scale, shift = torch_inference_affine(fold)
+        kernel = kernel * scale.view(-1, 1, 1, 1)
+        bias = shift if bias is None else torch.addcmul(shift, bias, scale)
+    tensor = inputs.permute(0, 3, 1, 2)  # a view: NHWC memory read as channels-last NCHW
+    padding: Any = 0
+    if layer.padding == "same":
+        pads = [_same_padding(tensor.shape[2 + axis], layer.kernel_size[axis], layer.strides[axis],
+                              layer.dilation_rate[axis]) for axis in range(2)]
+        if all(before == after for before, after in pads):
+            padding = [before for before, _ in pads]
+        else:
+            tensor = functional.pad(tensor, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
+    groups = tensor.shape[1] // kernel.shape[1]
+    outputs = functional.conv2d(tensor, kernel, bias, layer.strides, padding, layer.dilation_rate, groups)
+    if relu:
+        outputs.relu_()  # on PyTorch's output itself: in place on a view would copy gradients in backward
+        return outputs.permute(0, 2, 3, 1)
+    outputs = outputs.permute(0, 2, 3, 1)
+    if layer.activation is not keras.activations.linear:
+        outputs = layer.activation(outputs)
+    return outputs

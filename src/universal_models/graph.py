@@ -1,0 +1,70 @@
+"""The library's functional models, with a lean eager runner on the PyTorch backend.
+
+Every model built by :func:`universal_models.get_model` (except the subclassed
+Ladder network) is a :class:`GraphModel`: a Keras functional model, built from
+the same ``keras.Input`` and layers, saved and loaded like any other
+(``keras.saving.load_model(path, safe_mode=True)`` once ``universal_models``
+is imported), and identical to ``keras.Model(inputs, outputs)`` on JAX and
+TensorFlow, where Keras traces the training and prediction steps into one
+compiled program.
+
+On PyTorch, Keras runs eagerly, one layer call after the other, and its
+functional runner costs time that a hand-written PyTorch module does not pay
+(``benchmarks/README.md``, "Where the time went"): about 0.3 ms of Python per
+layer call (argument conversion, masks, name scopes, the ``keras.ops``
+dispatch), every intermediate tensor held until the whole forward pass ends
+(so each layer writes to memory that is no longer in the cache), and batch
+norm and ReLU as two passes over memory where PyTorch users write one
+in-place ReLU. :class:`GraphModel` runs the same graph through a plan made
+once per model (:mod:`universal_models._torch_graph`): each intermediate is
+released after its last use, layers are called without Keras' per-call
+bookkeeping when nothing it does applies (float32, built, no masks, no mixed
+precision), 2-D convolutions call PyTorch directly, a batch norm followed by
+its only consumer, a ReLU, applies the ReLU in place, and in inference a
+batch norm that follows a convolution is folded into that convolution's
+weights. The outputs, gradients and moving statistics are those of Keras'
+runner to float32 rounding (``tests/test_graph.py``); ``use_fast_paths(False)``
+or ``UNIVERSAL_MODELS_FAST_PATHS=0`` switches the plan off.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from .layers.fast_paths import fast_paths_enabled
+
+
+@keras.saving.register_keras_serializable(package="universal_models")
+class GraphModel(keras.Model):
+    """A Keras functional model with a faster eager forward pass on PyTorch.
+
+    Built exactly like ``keras.Model(inputs, outputs, name=...)``; see the
+    module docstring for what changes on the torch backend (nothing changes
+    on JAX and TensorFlow).
+
+    Example:
+        >>> inputs = keras.Input((32, 32, 3))
+        >>> outputs = keras.layers.Conv2D(2, 3, padding="same")(inputs)
+        >>> model = GraphModel(inputs, outputs, name="tiny")
+        >>> tuple(model(np.zeros((1, 32, 32, 3), "float32")).shape)
+        (1, 32, 32, 2)
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._torch_plan = None
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        if mask is None and not kwargs and keras.config.backend() == "torch" and fast_paths_enabled():
+            from . import _torch_graph
+
+            plan = getattr(self, "_torch_plan", None)
+            if plan is None:
+                plan = self._torch_plan = _torch_graph.GraphPlan(self)
+            outputs = plan.run(self._standardize_inputs(inputs), training)
+            if outputs is not None:
+                outputs = keras.tree.pack_sequence_as(self._outputs_struct, outputs)
+                if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+                    return outputs[0]
+                return outputs
+        return super().call(inputs, training=training, mask=mask, **kwargs)

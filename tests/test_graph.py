@@ -1,0 +1,310 @@
+"""GraphModel: the library's functional models and their eager runner on PyTorch.
+
+On the torch backend a :class:`~universal_models.graph.GraphModel` runs its
+graph through a plan (``universal_models._torch_graph``) instead of Keras'
+functional runner. These tests hold the plan to Keras' runner on the same
+model and weights: outputs, gradients and batch-norm moving statistics in
+training, outputs and gradients in inference, and outputs in gradient-free
+inference (where batch norm is folded into the convolution before it). They
+also check what the plan decides (fusions, releases, fallbacks) and that the
+models save and load as GraphModel. On JAX and TensorFlow a GraphModel is a
+plain functional model; the backend-independent tests below run there too.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import keras
+import universal_models as um
+from universal_models.graph import GraphModel
+from universal_models.layers.blocks import conv_bn_act
+from universal_models.layers.normalization import BatchNormalization
+
+from tests.helpers import infer, perturb_weights
+
+torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the plan runs on the torch backend only")
+
+#: every GraphModel in the registry, small
+SMALL = {
+    "testnet": {"base_filters": 4},
+    "unet": {"base_filters": 4, "depth": 2},
+    "unet_shallow": {"base_filters": 4},
+    "segnet": {"base_filters": 4, "n_blocks": 3},
+    "segnet_shallow": {"base_filters": 4},
+    "fcn8": {"base_filters": 4, "fc_filters": 16, "dropout": 0.0},
+    "fcn16": {"base_filters": 4, "fc_filters": 16, "dropout": 0.0},
+    "fcn32": {"base_filters": 4, "fc_filters": 16, "dropout": 0.0},
+    "lstm_unet": {"base_filters": 4, "depth": 2},
+    "lstm_shallow": {"filters": 8},
+    "lstm_full": {"base_filters": 4, "depth": 2},
+    "lstm_next_frame": {"base_filters": 8, "depth": 2},
+}
+
+
+def _build(name: str):
+    recurrent = name.startswith("lstm")
+    size = 32
+    model, _, _ = um.get_model(name, size, size, 1 if recurrent else 2, 3, **SMALL[name])
+    shape = (2, 3, size, size, 1) if recurrent else (2, size, size, 2)
+    images = np.random.default_rng(0).normal(size=shape).astype("float32")
+    return model, images
+
+
+def _keras_runner(model, inputs, training):
+    """The same model through Keras' own functional runner (``Functional.call``)."""
+    from keras.src.models.functional import Functional
+
+    return Functional.call(model, inputs, training=training)
+
+
+def _run(model, images, training, runner):
+    """Outputs, gradients of a weighted sum of them (trainable weights and input) and the
+    weights afterwards; the weights are restored."""
+    import torch
+
+    before = [variable.value.detach().clone() for variable in model.weights]
+    tensor = torch.tensor(images, requires_grad=True)
+    outputs = runner(model, tensor, training)
+    weights = torch.linspace(-1.0, 1.0, outputs.numel()).view(outputs.shape)
+    gradients = torch.autograd.grad((outputs * weights).sum(), [tensor] + [v.value for v in model.trainable_weights])
+    after = [variable.value.detach().clone().numpy() for variable in model.weights]
+    for variable, value in zip(model.weights, before):
+        variable.assign(value)
+    return outputs.detach().numpy(), [g.numpy() for g in gradients], after
+
+
+def _plan_runner(model, inputs, training):
+    return model(inputs, training=training)
+
+
+def _assert_close(mine, theirs, rtol, label, floor=1e-6):
+    """Equal to ``rtol`` of the reference's largest magnitude (at least ``floor``: a gradient that
+    is zero in exact arithmetic, such as that of a bias before a batch norm, is float32 noise)."""
+    scale = max(float(np.abs(theirs).max()), floor)
+    np.testing.assert_allclose(mine, theirs, rtol=0, atol=rtol * scale, err_msg=label)
+
+
+@torch_only
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_plan_matches_keras_runner(name):
+    import torch
+
+    model, images = _build(name)
+    assert isinstance(model, GraphModel)
+    perturb_weights(model)
+    for training in (True, False):
+        ours = _run(model, images, training, _plan_runner)
+        theirs = _run(model, images, training, _keras_runner)
+        _assert_close(ours[0], theirs[0], 1e-5, f"outputs, training={training}")
+        largest = max(float(np.abs(gradient).max()) for gradient in theirs[1])
+        for index, (mine, reference) in enumerate(zip(ours[1], theirs[1])):
+            _assert_close(mine, reference, 1e-4, f"gradient {index}, training={training}", floor=1e-3 * largest)
+        for variable, mine, reference in zip(model.weights, ours[2], theirs[2]):
+            _assert_close(mine, reference, 1e-5, f"{variable.path} after the call, training={training}")
+    with torch.no_grad():  # the folded batch norms
+        folded = model(torch.from_numpy(images), training=False).numpy()
+        reference = _keras_runner(model, torch.from_numpy(images), False).numpy()
+    _assert_close(folded, reference, 1e-5, "gradient-free inference")
+
+
+@torch_only
+def test_plan_fuses_every_conv_bn_relu_block():
+    from universal_models._torch_graph import GraphPlan
+
+    model, _ = _build("unet")
+    plan = GraphPlan(model)
+    kinds = {step.layer.name: step for step in plan.steps}
+    norms = [layer.name for layer in model.layers if isinstance(layer, BatchNormalization)]
+    assert norms
+    for norm in norms:
+        block = norm[: -len("_bn")]
+        assert kinds[norm].kind == "batch_norm" and kinds[norm].relu, norm
+        assert kinds[f"{block}_relu"].kind == "alias", block
+        assert kinds[f"{block}_conv"].kind == "conv" and kinds[f"{block}_conv"].fold is kinds[norm], block
+    # every intermediate tensor is released exactly once, the outputs never
+    released = [slot for step in plan.steps for slot in step.release]
+    assert len(released) == len(set(released))
+    assert not set(released) & set(plan.output_slots)
+    assert set(released) | set(plan.output_slots) == set(range(plan.n_slots))
+
+
+def _shared_norm_model():
+    """A batch norm whose output feeds a ReLU *and* an addition: the ReLU must not be in place."""
+    inputs = keras.Input((8, 8, 3))
+    convolved = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inputs)
+    normalised = BatchNormalization(name="bn")(convolved)
+    rectified = keras.layers.Activation("relu", name="relu")(normalised)
+    outputs = keras.layers.Add(name="add")([rectified, normalised])
+    return GraphModel(inputs, outputs, name="shared")
+
+
+@torch_only
+def test_batch_norm_with_two_consumers_is_not_fused():
+    import torch
+
+    from universal_models._torch_graph import GraphPlan
+
+    model = _shared_norm_model()
+    plan = GraphPlan(model)
+    kinds = {step.layer.name: step for step in plan.steps}
+    assert not kinds["bn"].relu and kinds["relu"].kind != "alias"
+    assert kinds["conv"].fold is kinds["bn"]  # folding stays valid: both readers get the folded output
+    images = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype("float32")
+    perturb_weights(model)
+    for training in (True, False):
+        ours, theirs = _run(model, images, training, _plan_runner), _run(model, images, training, _keras_runner)
+        _assert_close(ours[0], theirs[0], 1e-6, f"training={training}")
+        assert (ours[0] < 0).any()  # the addition saw the normalised values before the ReLU
+    with torch.no_grad():
+        _assert_close(model(images).numpy(), _keras_runner(model, torch.from_numpy(images), False).numpy(), 1e-6,
+                      "no_grad")
+
+
+@torch_only
+@pytest.mark.parametrize("options", [
+    {"strides": 2, "padding": "same"},  # asymmetric padding at an even size
+    {"strides": 2, "padding": "valid"},
+    {"dilation_rate": 2, "padding": "same", "activation": "relu"},
+    {"kernel_size": 4, "padding": "same", "activation": "tanh"},  # even kernel: padded before the call
+    {"groups": 2, "padding": "same", "use_bias": False},
+    {"kernel_size": 1},
+])
+def test_direct_convolution_matches_keras(options):
+    from universal_models._torch_graph import GraphPlan
+
+    options = {"kernel_size": 3, **options}
+    inputs = keras.Input((10, 9, 4))
+    outputs = keras.layers.Conv2D(6, name="conv", **options)(inputs)
+    model = GraphModel(inputs, outputs)
+    assert GraphPlan(model).steps[0].kind == "conv"
+    images = np.random.default_rng(2).normal(size=(2, 10, 9, 4)).astype("float32")
+    for training in (True, False):
+        ours, theirs = _run(model, images, training, _plan_runner), _run(model, images, training, _keras_runner)
+        assert ours[0].shape == theirs[0].shape
+        _assert_close(ours[0], theirs[0], 1e-6, "outputs")
+        for mine, reference in zip(ours[1], theirs[1]):
+            # the bias gradient is summed inside the convolution's backward, in another order
+            _assert_close(mine, reference, 1e-4, "gradients")
+
+
+class _Recorder(keras.layers.Layer):
+    """Identity that keeps a weak reference to its input."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.reference = None
+
+    def call(self, inputs):
+        self.reference = weakref.ref(inputs)
+        return inputs * 1.0
+
+
+class _Probe(keras.layers.Layer):
+    """Identity that records whether the recorder's input was still alive when it ran."""
+
+    def __init__(self, recorder, **kwargs):
+        super().__init__(**kwargs)
+        self.recorder = recorder
+        self.saw_alive = None
+
+    def call(self, inputs):
+        if self.recorder.reference is not None:
+            gc.collect()
+            self.saw_alive = self.recorder.reference() is not None
+        return inputs
+
+
+@torch_only
+def test_intermediates_are_released_after_their_last_use():
+    """Keras' runner holds every intermediate to the end of the forward pass; the plan drops each
+    one after its last reader, so in inference memory is reused while the pass goes on."""
+    import torch
+
+    inputs = keras.Input((8, 8, 3))
+    first = keras.layers.Conv2D(4, 3, padding="same", name="first")(inputs)
+    recorder = _Recorder(name="recorder")
+    tensor = keras.layers.Conv2D(4, 3, padding="same", name="second")(recorder(first))
+    probe = _Probe(recorder, name="probe")
+    model = GraphModel(inputs, probe(tensor))
+    with torch.no_grad():
+        model(np.zeros((1, 8, 8, 3), "float32"))
+        assert probe.saw_alive is False
+        recorder.reference = None
+        _keras_runner(model, torch.zeros((1, 8, 8, 3)), False)
+        assert probe.saw_alive is True  # Keras' runner, for contrast
+
+
+@torch_only
+def test_plan_steps_aside_where_keras_must_run():
+    """Masks, mixed precision and stateless calls go through Keras' code, with Keras' results."""
+    import torch
+
+    from universal_models._torch_graph import GraphPlan
+
+    model, images = _build("unet")
+    tensor = torch.from_numpy(images)
+    plan = GraphPlan(model)
+    masked = torch.from_numpy(images)
+    keras.src.backend.set_keras_mask(masked, torch.ones(images.shape[:3], dtype=torch.bool))
+    assert plan.run([masked], False) is None
+    assert plan.run([tensor], False) is not None
+    # stateless_call: the plan defers to Keras inside the stateless scope
+    outputs, _ = model.stateless_call([v.value for v in model.trainable_variables],
+                                      [v.value for v in model.non_trainable_variables], tensor, training=False)
+    _assert_close(outputs.detach().numpy(), _keras_runner(model, tensor, False).detach().numpy(), 1e-5, "stateless")
+    # mixed precision: every layer through Keras' __call__ (autocast)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed, _ = _build("unet")
+    finally:
+        keras.config.set_dtype_policy(previous)
+    kinds = {step.kind for step in GraphPlan(mixed).steps}
+    assert "conv" not in kinds and "batch_norm" not in kinds
+    ours = mixed(tensor, training=False).detach().float().numpy()
+    theirs = _keras_runner(mixed, tensor, False).detach().float().numpy()
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@torch_only
+def test_unpooling_gradient_is_channels_last():
+    """max_unpool2d's own backward returns NCHW memory; the layer hands back channels-last memory
+    (the layout of everything else in the network), with the same values."""
+    import torch
+
+    from universal_models.layers.fast_paths import use_fast_paths
+    from universal_models.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+
+    images = np.random.default_rng(3).normal(size=(2, 8, 8, 5)).astype("float32")
+    pooled, indices = MaxPoolingWithArgmax2D()(images)
+    gradients = []
+    for fast in (True, False):
+        values = pooled.detach().clone().requires_grad_(True)
+        with use_fast_paths(fast):
+            unpooled = MaxUnpooling2D()([values, indices])
+        weights = torch.linspace(-1, 1, unpooled.numel()).view(unpooled.shape)
+        (gradient,) = torch.autograd.grad((unpooled * weights).sum(), [values])
+        gradients.append(gradient)
+    assert gradients[0].is_contiguous()  # NHWC, i.e. channels-last memory
+    np.testing.assert_array_equal(gradients[0].numpy(), gradients[1].numpy())
+
+
+# -- every backend -------------------------------------------------------------------
+def test_graph_model_saves_loads_and_equals_a_functional_model(tmp_path):
+    """A GraphModel gives a keras.Model's outputs and survives a safe save/load as itself."""
+    inputs = keras.Input((8, 8, 2))
+    outputs = keras.layers.Conv2D(3, 1, name="head")(conv_bn_act(inputs, 4, name="block"))
+    ours = GraphModel(inputs, outputs, name="graph")
+    plain = keras.Model(inputs, outputs)
+    perturb_weights(ours)
+    images = np.random.default_rng(4).normal(size=(2, 8, 8, 2)).astype("float32")
+    np.testing.assert_allclose(infer(ours, images), infer(plain, images), rtol=1e-5, atol=1e-5)
+    ours.save(tmp_path / "graph.keras")
+    loaded = keras.saving.load_model(tmp_path / "graph.keras", safe_mode=True)
+    assert type(loaded) is GraphModel and loaded.name == "graph"
+    np.testing.assert_allclose(infer(loaded, images), infer(ours, images), rtol=1e-6, atol=1e-6)
