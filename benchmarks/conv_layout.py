@@ -10,8 +10,15 @@ PyTorch twins in ``torch_reference.py`` can be read layer by layer.
 
     python benchmarks/conv_layout.py                 # U-Net levels at 128 x 128, batch 16
     python benchmarks/conv_layout.py --runs 10 --threads 1
+    python benchmarks/conv_layout.py --grid          # the rule GraphModel's plan uses, shape by shape
 
-Prints a Markdown table of median milliseconds (interleaved runs).
+Prints a Markdown table of median milliseconds (interleaved runs). The default
+table hands the NHWC convolution Keras' (h, w, in, out) kernel, permuted, as
+Keras' own runner does. ``--grid`` compares the two layouts as
+:class:`universal_models.GraphModel` runs them on torch, each with its kernel
+stored in the layout its convolution reads (the plan moves kernels there), over
+a grid of batch sizes, resolutions and widths, next to the layout the plan's
+rule (``universal_models.layers.memory_format.prefers_channels_first``) picks.
 """
 
 from __future__ import annotations
@@ -32,13 +39,23 @@ SHAPES = [(16, 128, 3, 64), (16, 128, 64, 64), (16, 64, 128, 128), (16, 32, 256,
           (16, 8, 512, 1024)]
 
 
-def _runners(batch: int, size: int, in_channels: int, out_channels: int, channels_last: bool):
+#: (batch, height = width, in channels, out channels) of ``--grid``
+GRID = [(batch, size, channels, channels * (2 if size == 8 else 1))
+        for batch in (16, 4) for size, channels in ((8, 512), (8, 256), (16, 512), (16, 256), (16, 128), (32, 256),
+                                                    (32, 128), (32, 64), (64, 128), (64, 64), (64, 32), (128, 64),
+                                                    (128, 16))]
+
+
+def _runners(batch: int, size: int, in_channels: int, out_channels: int, channels_last: bool,
+             matched_kernel: bool = False):
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(batch, size, size, in_channels, generator=generator)  # NHWC, as Keras holds it
     kernel = torch.randn(3, 3, in_channels, out_channels, generator=generator) * 0.05  # Keras' layout
     gradient = torch.randn(batch, out_channels, size, size, generator=generator)
     if channels_last:  # what Keras' torch backend does: permuted views of NHWC data and HWIO kernels
         images.requires_grad_(True)
+        if matched_kernel:  # stored (out, h, w, in): channels-last (out, in, h, w), as the plan stores it
+            kernel = kernel.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last).permute(2, 3, 1, 0)
         kernel.requires_grad_(True)
         gradient = gradient.contiguous(memory_format=torch.channels_last)
 
@@ -61,9 +78,32 @@ def _runners(batch: int, size: int, in_channels: int, out_channels: int, channel
     return forward, forward_backward
 
 
+def grid_table(runs: int) -> str:
+    """Both layouts over :data:`GRID` (kernels stored in their convolution's layout) and the plan's choice."""
+    from universal_models.layers.memory_format import prefers_channels_first
+
+    rows = []
+    for batch, size, in_channels, out_channels in GRID:
+        functions = {}
+        for layout, channels_last in (("NHWC", True), ("NCHW", False)):
+            functions[layout] = _runners(batch, size, in_channels, out_channels, channels_last, matched_kernel=True)[1]
+        times = common.interleave(functions, runs=runs)
+        rows_per_channel = batch * size * size / in_channels
+        faster = "NCHW" if times["NCHW"] < times["NHWC"] else "NHWC"
+        chosen = "NCHW" if prefers_channels_first(batch * size * size, in_channels) else "NHWC"
+        rows.append([f"{batch} x {size}x{size}, {in_channels} -> {out_channels}", f"{rows_per_channel:g}",
+                     f"{1e3 * times['NHWC']:.1f}", f"{1e3 * times['NCHW']:.1f}",
+                     f"{times['NHWC'] / times['NCHW']:.2f}", faster, chosen])
+        print(f"# {rows[-1]}", file=sys.stderr, flush=True)
+    return common.markdown_table(
+        ["convolution (3x3)", "batch x h x w / in channels", "forward + backward ms, NHWC",
+         "forward + backward ms, NCHW", "NHWC / NCHW", "faster", "plan's choice"], rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--grid", action="store_true", help="the grid of shapes behind the plan's layout rule")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
     common.add_memory_option(parser)
     args = parser.parse_args(argv)
@@ -71,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("KERAS_BACKEND", "torch")
     print(common.machine_line(common.apply_memory_option(args)))
+    if args.grid:
+        print(grid_table(args.runs))
+        return
     rows = []
     for batch, size, in_channels, out_channels in SHAPES:
         functions = {}

@@ -390,6 +390,16 @@ def test_unpooling_gradient_is_channels_last():
 
 
 # -- every backend -------------------------------------------------------------------
+@pytest.mark.backend_independent
+def test_every_functional_model_is_a_graph_model_and_in_the_table():
+    """Every registered model but the (subclassed) Ladder is a GraphModel, and test_plan_matches_keras_runner
+    covers each of them."""
+    names = {info.name for info in um.list_models() if info.kind != "ladder"}
+    assert set(SMALL) == names
+    for name in ("unet", "lstm_shallow"):
+        assert isinstance(_build(name)[0], GraphModel)
+
+
 def test_graph_model_saves_loads_and_equals_a_functional_model(tmp_path):
     """A GraphModel gives a keras.Model's outputs and survives a safe save/load as itself."""
     inputs = keras.Input((8, 8, 2))
