@@ -10,15 +10,15 @@ PyTorch twins in ``torch_reference.py`` can be read layer by layer.
 
     python benchmarks/conv_layout.py                 # U-Net levels at 128 x 128, batch 16
     python benchmarks/conv_layout.py --runs 10 --threads 1
-    python benchmarks/conv_layout.py --grid          # the rule GraphModel's plan uses, shape by shape
+    python benchmarks/conv_layout.py --grid          # both layouts as GraphModel's plan would run them
 
 Prints a Markdown table of median milliseconds (interleaved runs). The default
 table hands the NHWC convolution Keras' (h, w, in, out) kernel, permuted, as
 Keras' own runner does. ``--grid`` compares the two layouts as
 :class:`universal_models.GraphModel` runs them on torch, each with its kernel
 stored in the layout its convolution reads (the plan moves kernels there), over
-a grid of batch sizes, resolutions and widths, next to the layout the plan's
-rule (``universal_models.layers.memory_format.prefers_channels_first``) picks.
+a grid of batch sizes, resolutions and widths: the evidence behind the plan
+running every convolution channels-last.
 """
 
 from __future__ import annotations
@@ -79,9 +79,7 @@ def _runners(batch: int, size: int, in_channels: int, out_channels: int, channel
 
 
 def grid_table(runs: int) -> str:
-    """Both layouts over :data:`GRID` (kernels stored in their convolution's layout) and the plan's choice."""
-    from universal_models.layers.memory_format import prefers_channels_first
-
+    """Both layouts over :data:`GRID`, each with its kernel stored in the layout its convolution reads."""
     rows = []
     for batch, size, in_channels, out_channels in GRID:
         functions = {}
@@ -90,14 +88,13 @@ def grid_table(runs: int) -> str:
         times = common.interleave(functions, runs=runs)
         rows_per_channel = batch * size * size / in_channels
         faster = "NCHW" if times["NCHW"] < times["NHWC"] else "NHWC"
-        chosen = "NCHW" if prefers_channels_first(batch * size * size, in_channels) else "NHWC"
         rows.append([f"{batch} x {size}x{size}, {in_channels} -> {out_channels}", f"{rows_per_channel:g}",
                      f"{1e3 * times['NHWC']:.1f}", f"{1e3 * times['NCHW']:.1f}",
-                     f"{times['NHWC'] / times['NCHW']:.2f}", faster, chosen])
+                     f"{times['NHWC'] / times['NCHW']:.2f}", faster])
         print(f"# {rows[-1]}", file=sys.stderr, flush=True)
     return common.markdown_table(
         ["convolution (3x3)", "batch x h x w / in channels", "forward + backward ms, NHWC",
-         "forward + backward ms, NCHW", "NHWC / NCHW", "faster", "plan's choice"], rows)
+         "forward + backward ms, NCHW", "NHWC / NCHW", "faster"], rows)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -380,19 +380,36 @@ def _reference_runners(reference: nn.Module, images: np.ndarray, labels: np.ndar
     return train, infer
 
 
+def plain_keras_model(model):
+    """The same graph and weights as a plain ``keras.Model``, run by Keras' own functional runner
+    (what every model was before :class:`universal_models.GraphModel`)."""
+    import keras
+
+    twin = keras.Model.from_config(model.get_config())
+    twin.set_weights(model.get_weights())
+    return twin
+
+
 def compare(key: str, size: int, batch: int, steps: int, runs: int, channels_last_reference: bool = False,
-            loss: str = "sparse_categorical_crossentropy") -> dict:
-    """Interleaved timing of the library model and its twin; medians over ``runs``."""
+            loss: str = "sparse_categorical_crossentropy", keras_runner: bool = False) -> dict:
+    """Interleaved timing of the library model and its twin; medians over ``runs``.
+
+    ``keras_runner=True`` also times the same model run by Keras' functional runner
+    (``train_keras`` / ``infer_keras`` in the result).
+    """
     model, reference = build_twins(key, size, logits=True)
     images, labels = common.synthetic_batch(batch * steps, size, size, 3, 2)
     check_twins(model, reference, images[:2], float64_twin=lambda: build_twins(key, size, logits=True)[0])
     model, _ = build_twins(key, size)  # the model as users build it: softmax output
+    functions = {}
+    if keras_runner:
+        functions["train_keras"], functions["infer_keras"] = common.keras_runners(
+            plain_keras_model(model), images, labels, batch, loss=loss)
     train_ours, infer_ours = common.keras_runners(model, images, labels, batch, loss=loss)
     train_ref, infer_ref = _reference_runners(reference, images, labels, steps, channels_last_reference)
-    timings = common.interleave(
-        {"train_ours": train_ours, "train_ref": train_ref, "infer_ours": infer_ours, "infer_ref": infer_ref},
-        runs=runs,
-    )
+    functions.update({"train_ours": train_ours, "train_ref": train_ref, "infer_ours": infer_ours,
+                      "infer_ref": infer_ref})
+    timings = common.interleave(functions, runs=runs)
     count = batch * steps
     x = torch.from_numpy(images[:batch].transpose(0, 3, 1, 2).copy())
     y = torch.from_numpy(labels[:batch].astype("int64"))
@@ -405,6 +422,9 @@ def compare(key: str, size: int, batch: int, steps: int, runs: int, channels_las
             f"{task}_ours": ours, f"{task}_ref": ref, f"{task}_ratio": ours / ref,
             f"{task}_gflops_ours": ours * flops / 1e9, f"{task}_gflops_ref": ref * flops / 1e9,
         })
+        if keras_runner:
+            result[f"{task}_keras"] = count / timings[f"{task}_keras"]
+            result[f"{task}_keras_ratio"] = result[f"{task}_keras"] / ref
     return result
 
 
@@ -421,6 +441,8 @@ def main(argv: list[str] | None = None) -> None:
                         choices=["sparse_categorical_crossentropy", "categorical_crossentropy"],
                         help="our training loss (categorical: one-hot labels)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
+    parser.add_argument("--keras-runner", action="store_true",
+                        help="also time the same model run by Keras' functional runner (keras.Model, not GraphModel)")
     parser.add_argument("--json", action="store_true", help="print one JSON line per model instead of a table")
     common.add_memory_option(parser)
     args = parser.parse_args(argv)
@@ -434,24 +456,30 @@ def main(argv: list[str] | None = None) -> None:
     print(common.machine_line(allocator), file=sys.stderr if args.json else sys.stdout)
     rows = []
     for key in args.models:
-        r = compare(key, args.size, args.batch, args.steps, args.runs, args.channels_last_reference, args.loss)
+        r = compare(key, args.size, args.batch, args.steps, args.runs, args.channels_last_reference, args.loss,
+                    keras_runner=args.keras_runner)
         if args.json:
             print(json.dumps(r), flush=True)
             continue
-        rows.append([
+        row = [
             key, f"{r['size']}x{r['size']}", r["batch"], f"{r['params'] / 1e6:.2f} M",
             f"{r['train_ours']:.1f}", f"{r['train_ref']:.1f}", f"**{r['train_ratio']:.2f}**",
             f"{r['infer_ours']:.1f}", f"{r['infer_ref']:.1f}", f"**{r['infer_ratio']:.2f}**",
             f"{r['train_gflops_ours']:.0f} / {r['train_gflops_ref']:.0f}",
             f"{r['infer_gflops_ours']:.0f} / {r['infer_gflops_ref']:.0f}",
-        ])
+        ]
+        if args.keras_runner:
+            row += [f"{r['train_keras_ratio']:.2f}", f"{r['infer_keras_ratio']:.2f}"]
+        rows.append(row)
         print(f"# {key}: {r}", file=sys.stderr, flush=True)
     if args.json:
         return
-    print(common.markdown_table(
-        ["model", "input", "batch", "params", "train img/s ours", "train img/s torch", "train ratio",
-         "infer img/s ours", "infer img/s torch", "infer ratio", "train GFLOP/s ours / torch",
-         "infer GFLOP/s ours / torch"], rows))
+    header = ["model", "input", "batch", "params", "train img/s ours", "train img/s torch", "train ratio",
+              "infer img/s ours", "infer img/s torch", "infer ratio", "train GFLOP/s ours / torch",
+              "infer GFLOP/s ours / torch"]
+    if args.keras_runner:
+        header += ["train ratio, Keras' runner", "infer ratio, Keras' runner"]
+    print(common.markdown_table(header, rows))
 
 
 if __name__ == "__main__":

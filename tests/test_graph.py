@@ -89,18 +89,9 @@ def _assert_close(mine, theirs, rtol, label, floor=1e-6):
     np.testing.assert_allclose(mine, theirs, rtol=0, atol=rtol * scale, err_msg=label)
 
 
-@pytest.fixture
-def channels_last_only(monkeypatch):
-    """Every convolution of the plan on channels-last memory, as Keras' runner does: the plan's
-    arithmetic is then Keras' to the last bits but for summation order inside fused kernels."""
-    from universal_models.layers import memory_format
-
-    monkeypatch.setattr(memory_format, "CHANNELS_FIRST_ROWS_PER_CHANNEL", 0)
-
-
 @torch_only
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_plan_matches_keras_runner(name, channels_last_only):
+def test_plan_matches_keras_runner(name):
     import torch
 
     model, images = _build(name)
@@ -152,43 +143,6 @@ def _shared_norm_model():
     return GraphModel(inputs, outputs, name="shared")
 
 
-@torch_only
-def test_low_resolution_convolutions_run_on_nchw_memory():
-    """The plan runs a convolution on NCHW memory where that is faster (few positions, many
-    channels) and on channels-last memory elsewhere; the numbers stay those of Keras' runner
-    (to float32 rounding: the two layouts sum in different orders)."""
-    import torch
-
-    from universal_models.layers.memory_format import prefers_channels_first
-
-    model, _, _ = um.get_model("unet", 32, 32, 2, 3, base_filters=16, depth=3)
-    perturb_weights(model)
-    images = np.random.default_rng(5).normal(size=(2, 32, 32, 2)).astype("float32")
-    layouts = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D) and type(layer) is keras.layers.Conv2D:
-            height, width, channels = layer.input.shape[1:]
-            layouts[layer.name] = prefers_channels_first(2 * height * width, channels)
-    assert layouts["bottleneck_1_conv"] and layouts["bottleneck_2_conv"]  # 4 x 4 x 64 and x 128
-    assert not layouts["encoder1_1_conv"] and not layouts["classifier_conv"]
-    from universal_models._torch_graph import _conv2d
-
-    for name, batch, height, channels in (("bottleneck_1_conv", 2, 4, 64), ("encoder1_1_conv", 2, 32, 2)):
-        outputs = _conv2d(model.get_layer(name), torch.zeros(batch, height, height, channels))
-        # NHWC-shaped either way; NCHW memory is not contiguous in that shape
-        assert outputs.is_contiguous() is not layouts[name], name
-    ours = _run(model, images, True, _plan_runner)
-    theirs = _run(model, images, True, _keras_runner)
-    _assert_close(ours[0], theirs[0], 1e-4, "outputs")
-    largest = max(float(np.abs(gradient).max()) for gradient in theirs[1])
-    for index, (mine, reference) in enumerate(zip(ours[1], theirs[1])):
-        _assert_close(mine, reference, 1e-3, f"gradient {index}", floor=1e-3 * largest)
-    with torch.no_grad():
-        folded = model(torch.from_numpy(images), training=False).numpy()
-        reference = _keras_runner(model, torch.from_numpy(images), False).numpy()
-    _assert_close(folded, reference, 1e-4, "gradient-free inference")
-
-
 def _plain_keras_twin(model):
     """The same graph and weights as a plain ``keras.Model`` (run by Keras' own runner)."""
     twin = keras.Model.from_config(model.get_config())
@@ -198,13 +152,11 @@ def _plain_keras_twin(model):
 
 
 @torch_only
-def test_training_moves_kernels_to_their_layout_and_matches_keras(tmp_path, channels_last_only, monkeypatch):
-    """Kernels move into the memory layout of their convolution at the first call, optimizer slots
-    follow once the optimizer exists, and training gives Keras' numbers; a trained model saves and
-    loads with the same values."""
+def test_training_moves_kernels_to_channels_last_and_matches_keras(tmp_path):
+    """Kernels move into the memory layout their convolution reads at the first call, optimizer
+    slots follow once the optimizer exists, and training gives Keras' numbers; a trained model
+    saves and loads with the same values."""
     import torch
-
-    from universal_models.layers import memory_format
 
     keras.utils.set_random_seed(3)
     model, _, _ = um.get_model("unet", 32, 32, 2, 3, base_filters=16, depth=3)
@@ -224,11 +176,6 @@ def test_training_moves_kernels_to_their_layout_and_matches_keras(tmp_path, chan
         memory_format=torch.channels_last)
     slots = [slot for slot in model.optimizer.variables if slot.name.startswith("encoder1_1_conv_kernel_")]
     assert len(slots) == 2 and all(slot.value.stride() == kernel.value.stride() for slot in slots)
-    # a kernel whose convolution runs on NCHW memory moves there
-    monkeypatch.setattr(memory_format, "CHANNELS_FIRST_ROWS_PER_CHANNEL", 8)
-    wide, _, _ = um.get_model("unet", 32, 32, 2, 3, base_filters=16, depth=3)
-    wide(images[:2], training=False)
-    assert wide.get_layer("bottleneck_1_conv").kernel.value.permute(3, 2, 0, 1).is_contiguous()
     model.save(tmp_path / "trained.keras")
     loaded = keras.saving.load_model(tmp_path / "trained.keras", safe_mode=True)
     for mine, reference in zip(loaded.get_weights(), model.get_weights()):

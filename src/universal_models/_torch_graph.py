@@ -6,9 +6,11 @@ later call reads and that are not model outputs), and, per call, the cheapest
 way to run it that gives Keras' result:
 
 - ``conv``: a ``keras.layers.Conv2D`` (channels-last, float32) calls
-  ``torch.nn.functional.conv2d`` on the channels-last view, exactly the
-  call Keras' torch backend makes, with the bias added by the convolution
-  itself; when its only consumer is one of the library's
+  ``torch.nn.functional.conv2d`` on the channels-last view, the call Keras'
+  torch backend makes, with the bias added by the convolution itself and the
+  kernel stored in the layout oneDNN reads (moved there at the first call;
+  the optimizer's slots of that kernel follow, see :func:`_kernel_in` and
+  :func:`align_optimizer_slots`); when its only consumer is one of the library's
   :class:`~universal_models.layers.normalization.BatchNormalization` layers
   running in inference and no gradient is recorded (``predict``,
   ``evaluate``, ``torch.no_grad``), the batch norm is folded into the
@@ -41,7 +43,7 @@ from keras.src import backend as keras_backend
 from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
-from .layers.memory_format import prefers_channels_first, relayout
+from .layers.memory_format import relayout
 from .layers.normalization import BatchNormalization, _fast_path_applies, torch_batch_norm, torch_inference_affine
 
 _FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
@@ -294,31 +296,31 @@ class GraphPlan:
 _MOVED_KERNELS = [0]
 
 
-def _kernel_in(layer: keras.layers.Conv2D, memory_format, inputs):
-    """The layer's kernel as PyTorch's (out, in, h, w) view, stored in ``memory_format`` if possible.
+def _kernel_in(layer: keras.layers.Conv2D, inputs):
+    """The layer's kernel as PyTorch's (out, in, h, w) view, stored channels-last.
 
-    Keras stores a kernel (h, w, in, out) in that order, which is neither of the two layouts
-    oneDNN reads, so every call (and every gradient) would be transposed: about 1 ms per
-    512 x 512 x 3 x 3 kernel, 5-10 % of a paper-width SegNet step. The first time the plan runs a
-    convolution, it moves the kernel's storage into the layout its convolution runs in (same
-    shape and values; only the strides change, which Keras and the optimizer do not see). That
-    choice is made once per kernel: if later calls run the convolution in the other layout, they
-    pay the copy.
+    Keras stores a kernel (h, w, in, out) in that order, which is not the layout oneDNN reads
+    for a channels-last convolution, (out, h, w, in); so every call would transpose the kernel,
+    and every gradient be transposed back: about 1 ms per 512 x 512 x 3 x 3 kernel, 5-10 % of a
+    paper-width SegNet step. The first time the plan runs a convolution, it moves the kernel's
+    storage into that layout (same shape and values; only the strides change, which Keras and
+    the optimizer do not see).
     """
     kernel = layer.kernel
     if layer.lora_enabled or not isinstance(getattr(kernel, "value", None), torch.nn.Parameter):
         return getattr(kernel, "value", kernel).permute(3, 2, 0, 1)  # as Keras passes it
     parameter = kernel.value
     view = parameter.permute(3, 2, 0, 1)
-    if view.is_contiguous(memory_format=memory_format) or getattr(kernel, "_storage_chosen", False):
+    if view.is_contiguous(memory_format=torch.channels_last) or getattr(kernel, "_stored_channels_last", False):
         return view
     if type(inputs) is not torch.Tensor or torch.compiler.is_compiling():
         return view  # being traced (torch.export, torch.compile): leave the real weights alone
     with torch.no_grad():
-        storage = torch.empty(view.shape, dtype=parameter.dtype, device=parameter.device, memory_format=memory_format)
+        storage = torch.empty(view.shape, dtype=parameter.dtype, device=parameter.device,
+                              memory_format=torch.channels_last)
         storage.copy_(view)
     parameter.data = storage.permute(2, 3, 1, 0)
-    kernel._storage_chosen = True
+    kernel._stored_channels_last = True
     _MOVED_KERNELS[0] += 1
     return parameter.permute(3, 2, 0, 1)
 
@@ -332,7 +334,7 @@ def align_optimizer_slots(model: keras.Model, optimizer) -> int:
     kernel by the name Keras gives them (``{kernel path}_{slot}``). Returns how many were moved.
     """
     kernels = {variable.path.replace("/", "_") + "_": variable for variable in model.trainable_variables
-               if getattr(variable, "_storage_chosen", False)}
+               if getattr(variable, "_stored_channels_last", False)}
     if not kernels:
         return 0
     moved = 0
@@ -356,17 +358,14 @@ def _conv2d(layer: keras.layers.Conv2D, inputs, fold: BatchNormalization | None 
     """``layer(inputs)`` for a channels-last float32 Conv2D, optionally followed by the batch norm
     ``fold`` in inference (folded into kernel and bias) and a ReLU (in place)."""
     tensor = inputs.permute(0, 3, 1, 2)  # a view: NHWC memory read as channels-last NCHW
-    # The memory layout the convolution runs in (its output keeps it; the next layers follow).
-    rows = tensor.shape[0] * tensor.shape[2] * tensor.shape[3]
-    wanted = torch.contiguous_format if prefers_channels_first(rows, tensor.shape[1]) else torch.channels_last
-    if not tensor.is_contiguous(memory_format=wanted):
-        tensor = relayout(tensor, wanted)
-    kernel = _kernel_in(layer, wanted, inputs)
+    if not tensor.is_contiguous(memory_format=torch.channels_last):
+        tensor = relayout(tensor, torch.channels_last)  # e.g. a cropped or sliced input
+    kernel = _kernel_in(layer, inputs)
     bias = layer.bias.value if layer.use_bias else None
     if fold is not None:  # gradient-free: written straight into the layout oneDNN reads (no reorder copy)
         scale, shift = torch_inference_affine(fold)
         kernel = torch.mul(kernel, scale.view(-1, 1, 1, 1),
-                           out=torch.empty(kernel.shape, dtype=kernel.dtype, memory_format=wanted))
+                           out=torch.empty(kernel.shape, dtype=kernel.dtype, memory_format=torch.channels_last))
         bias = shift if bias is None else torch.addcmul(shift, bias, scale)
     padding: Any = 0
     if layer.padding == "same":

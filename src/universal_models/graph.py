@@ -19,8 +19,10 @@ in-place ReLU. :class:`GraphModel` runs the same graph through a plan made
 once per model (:mod:`universal_models._torch_graph`): each intermediate is
 released after its last use, layers are called without Keras' per-call
 bookkeeping when nothing it does applies (float32, built, no masks, no mixed
-precision), 2-D convolutions call PyTorch directly, a batch norm followed by
-its only consumer, a ReLU, applies the ReLU in place, and in inference a
+precision), 2-D convolutions call PyTorch directly with their kernels stored
+in the layout PyTorch's channels-last convolution reads (Keras' own layout
+would be transposed at every call and every gradient), a batch norm followed by
+its only consumer, a ReLU, applies the ReLU in place, and in gradient-free inference a
 batch norm that follows a convolution is folded into that convolution's
 weights. The outputs, gradients and moving statistics are those of Keras'
 runner to float32 rounding (``tests/test_graph.py``); ``use_fast_paths(False)``
