@@ -126,6 +126,10 @@ def test_plan_fuses_every_conv_bn_relu_block():
         assert kinds[norm].kind == "batch_norm" and kinds[norm].relu, norm
         assert kinds[f"{block}_relu"].kind == "alias", block
         assert kinds[f"{block}_conv"].kind == "conv" and kinds[f"{block}_conv"].fold is kinds[norm], block
+    segnet = GraphPlan(_build("segnet")[0])
+    kinds = {step.layer.name: step.kind for step in segnet.steps}
+    for block in (1, 2, 3):  # the indices pass between pooling and unpooling in PyTorch's form
+        assert kinds[f"encoder{block}_pool"] == "argmax_pool" and kinds[f"decoder{block}_unpool"] == "unpool"
     # every intermediate tensor is released exactly once, the outputs never
     released = [slot for step in plan.steps for slot in step.release]
     assert len(released) == len(set(released))

@@ -18,6 +18,10 @@ way to run it that gives Keras' result:
 - ``batch_norm``: the library's batch norm through its fused kernel; a ReLU
   that is its only consumer is applied in place on its output.
 - ``alias``: that ReLU, already applied.
+- ``argmax_pool`` / ``unpool``: SegNet's pooling with indices and the
+  unpooling layers that read those indices, and nothing else does: the
+  indices pass between them in PyTorch's own form (plane-wide), without the
+  conversion to the layers' window-local form and back.
 - ``direct``: any other layer, through its ``call`` with the training flag,
   without Keras' ``Layer.__call__`` bookkeeping (input conversion, masks, name
   and autocast scopes), none of which does anything for built float32 layers
@@ -45,6 +49,8 @@ from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
 from .layers.memory_format import relayout
 from .layers.normalization import BatchNormalization, _fast_path_applies, torch_batch_norm, torch_inference_affine
+from .layers.pooling import (MaxPoolingWithArgmax2D, MaxUnpooling2D, _torch_fast_path, torch_max_pool_plane,
+                             torch_max_unpool_plane)
 
 _FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
                  "float64": torch.float64}
@@ -77,9 +83,9 @@ def _is_torch_conv(layer) -> bool:
             and layer.padding in ("valid", "same"))
 
 
-def _is_fast_batch_norm(layer) -> bool:
-    return (isinstance(layer, BatchNormalization) and type(layer).call is BatchNormalization.call
-            and _can_skip_layer_call(layer))
+def _is_plain(layer, cls) -> bool:
+    """An instance of ``cls`` (or a subclass that keeps its ``call``) that the plan may call directly."""
+    return isinstance(layer, cls) and type(layer).call is cls.call and _can_skip_layer_call(layer)
 
 
 def _same_padding(length: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -90,6 +96,15 @@ def _same_padding(length: int, kernel: int, stride: int, dilation: int) -> tuple
     else:
         total = max(0, (-(-length // stride) - 1) * stride + effective - length)
     return total // 2, total - total // 2
+
+
+class _PlaneIndices:
+    """Max-pooling indices in PyTorch's plane-wide form, passed from an ``argmax_pool`` step to ``unpool``."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor):
+        self.tensor = tensor
 
 
 class _Step:
@@ -207,7 +222,7 @@ class GraphPlan:
                 continue
             if _is_torch_conv(step.layer) and step.single:
                 step.kind = "conv"
-            elif _is_fast_batch_norm(step.layer) and step.single:
+            elif _is_plain(step.layer, BatchNormalization) and step.single:
                 step.kind = "batch_norm"
         for step in self.steps:
             if step.kind in ("conv", "batch_norm"):
@@ -224,6 +239,19 @@ class GraphPlan:
             consumer = self._only_consumer(step.outputs[0])
             if consumer is not None and consumer.kind == "batch_norm":
                 step.fold = consumer
+        for step in self.steps:
+            if step.kind != "direct" or not step.single or not _is_plain(step.layer, MaxPoolingWithArgmax2D):
+                continue
+            indices = step.outputs[1]
+            readers = [self.steps[index] for index in self.consumers.get(indices, [])]
+            if indices in self.output_slots or not readers:
+                continue
+            if all(reader.kind == "direct" and _is_plain(reader.layer, MaxUnpooling2D)
+                   and reader.inputs == [reader.inputs[0], indices] and reader.inputs[0] != indices
+                   and reader.layer.pool_size == step.layer.pool_size for reader in readers):
+                step.kind = "argmax_pool"
+                for reader in readers:
+                    reader.kind = "unpool"
 
     def _align_optimizer(self) -> None:
         """Once per optimizer, once it has made its variables, and again if kernels moved since:
@@ -260,7 +288,9 @@ class GraphPlan:
                 if len(step.outputs) == 1:
                     values[step.outputs[0]] = outputs
                 else:
-                    for slot, tensor in zip(step.outputs, keras.tree.flatten(outputs)):
+                    if not (isinstance(outputs, (list, tuple)) and len(outputs) == len(step.outputs)):
+                        outputs = keras.tree.flatten(outputs)
+                    for slot, tensor in zip(step.outputs, outputs):
                         values[slot] = tensor
             for slot in step.release:
                 values[slot] = None
@@ -270,6 +300,10 @@ class GraphPlan:
 
     def _execute(self, step: _Step, values: list, training, folded: set[int]):
         args, kwargs = step.arguments(values)
+        if step.kind == "unpool":
+            unpooled, indices = args[0]
+            if isinstance(indices, _PlaneIndices):
+                return torch_max_unpool_plane(unpooled, indices.tensor, step.layer.pool_size)
         if step.kind == "keras" or not step.dtypes_match(args, kwargs):
             outputs = step.call_keras(args, kwargs, training)
             if step.relu:  # a fused ReLU the fast kernel could not take: apply it out of place
@@ -286,6 +320,9 @@ class GraphPlan:
             return outputs
         if step.kind == "batch_norm" and _fast_path_applies(step.layer, args[0], None):
             return torch_batch_norm(step.layer, args[0], training, relu=step.relu)
+        if step.kind == "argmax_pool" and _torch_fast_path(args[0]):
+            pooled, plane_indices = torch_max_pool_plane(args[0], step.layer.pool_size)
+            return [pooled, _PlaneIndices(plane_indices)]
         outputs = step.call_direct(args, kwargs, training)
         if step.relu:
             outputs = torch.relu(outputs)

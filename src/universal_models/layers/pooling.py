@@ -62,32 +62,20 @@ def _window_origins(torch, pooled_height, pooled_width, pool_size, width, device
 # (row, column) is ``row * pool_size + column`` locally and ``origin + row *
 # width + column`` in the plane, so local = offset - row * (width - pool_size)
 # and plane = origin + local + row * (width - pool_size).
-def _torch_max_pool_with_argmax(inputs, pool_size):
-    import torch
+def torch_max_pool_plane(inputs, pool_size):
+    """Max pooling of NHWC ``inputs`` (torch): ``(pooled NHWC, PyTorch's plane-wide int64 indices, NCHW-shaped)``."""
     import torch.nn.functional as functional
 
     channels_first = inputs.permute(0, 3, 1, 2)  # view; channels-last memory
     pooled, plane_indices = functional.max_pool2d(channels_first, pool_size, return_indices=True)
-    width = channels_first.shape[-1]
-    origins = _window_origins(torch, pooled.shape[-2], pooled.shape[-1], pool_size, width, inputs.device)
-    offset = torch.empty_like(plane_indices, dtype=torch.int32)
-    torch.sub(plane_indices, origins, out=offset)
-    rows = torch.div(offset, width, rounding_mode="floor")
-    local = offset.sub_(rows.mul_(width - pool_size))
-    return pooled.permute(0, 2, 3, 1), local.permute(0, 2, 3, 1)
+    return pooled.permute(0, 2, 3, 1), plane_indices
 
 
-def _torch_max_unpool(values, indices, pool_size):
-    import torch
+def torch_max_unpool_plane(values, plane_indices, pool_size):
+    """Unpooling of NHWC ``values`` (torch) with PyTorch's plane-wide indices from :func:`torch_max_pool_plane`."""
     import torch.nn.functional as functional
 
     height, width = values.shape[1] * pool_size, values.shape[2] * pool_size
-    local = indices.permute(0, 3, 1, 2)
-    if local.dtype != torch.int32:
-        local = local.to(torch.int32)
-    origins = _window_origins(torch, values.shape[1], values.shape[2], pool_size, width, values.device)
-    rows = torch.div(local, pool_size, rounding_mode="floor")
-    plane_indices = (local + origins).add_(rows, alpha=width - pool_size).to(torch.int64)
     values = values.permute(0, 3, 1, 2)
     if values.requires_grad:
         # max_unpool2d's backward is a gather that returns an NCHW-contiguous gradient; with
@@ -98,6 +86,32 @@ def _torch_max_unpool(values, indices, pool_size):
         values = relayout(values, memory_format_of(values))
     unpooled = functional.max_unpool2d(values, plane_indices, pool_size, output_size=(height, width))
     return unpooled.permute(0, 2, 3, 1)
+
+
+def _torch_max_pool_with_argmax(inputs, pool_size):
+    import torch
+
+    pooled, plane_indices = torch_max_pool_plane(inputs, pool_size)
+    width = inputs.shape[2]
+    origins = _window_origins(torch, pooled.shape[1], pooled.shape[2], pool_size, width, inputs.device)
+    offset = torch.empty_like(plane_indices, dtype=torch.int32)
+    torch.sub(plane_indices, origins, out=offset)
+    rows = torch.div(offset, width, rounding_mode="floor")
+    local = offset.sub_(rows.mul_(width - pool_size))
+    return pooled, local.permute(0, 2, 3, 1)
+
+
+def _torch_max_unpool(values, indices, pool_size):
+    import torch
+
+    width = values.shape[2] * pool_size
+    local = indices.permute(0, 3, 1, 2)
+    if local.dtype != torch.int32:
+        local = local.to(torch.int32)
+    origins = _window_origins(torch, values.shape[1], values.shape[2], pool_size, width, values.device)
+    rows = torch.div(local, pool_size, rounding_mode="floor")
+    plane_indices = (local + origins).add_(rows, alpha=width - pool_size).to(torch.int64)
+    return torch_max_unpool_plane(values, plane_indices, pool_size)
 
 
 @keras.saving.register_keras_serializable(package="universal_models")
