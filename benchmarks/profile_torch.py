@@ -14,6 +14,15 @@ generic ``keras.ops`` code instead of the layers' fast paths (the "before").
 backward call of a training step, side by side for the two models: input and
 output-gradient shapes, the memory layout PyTorch receives (``NCHW``
 contiguous, ``NHWC`` = channels-last, ``other``) and the wall time of the call.
+
+The ``phases`` task times the parts of one training step by hand (forward,
+loss, backward, optimizer), median of ``--steps`` interleaved repetitions, for
+three contestants on the same batch and weights: the model as the library
+builds it (a ``GraphModel``, run by its plan on torch), the same model run by
+Keras' own functional runner (a plain ``keras.Model``), and the PyTorch twin;
+plus one ``model.fit`` step of each Keras model::
+
+    KERAS_BACKEND=torch python benchmarks/profile_torch.py segnet phases --batch 16 --steps 7 --keep-memory
 """
 
 from __future__ import annotations
@@ -93,10 +102,74 @@ def convolution_table(ours, theirs, runs: int = 3) -> str:
         ["convolution backward (input, ours' layout)", "twin's layout", "ms ours", "ms twin", "twin / ours"], rows)
 
 
+def phases_table(model, reference, images, labels, repetitions: int) -> str:
+    """Milliseconds per phase of one training step (median of ``repetitions``, interleaved)."""
+    import keras
+    import torch.nn.functional as functional
+
+    contestants = {"ours (GraphModel)": model, "ours, Keras' runner": torch_reference.plain_keras_model(model)}
+    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+    steps = {}
+    for name, network in contestants.items():
+        network.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+        network.fit(images, labels, batch_size=len(images), epochs=1, verbose=0)  # builds the optimizer
+
+        def step(network=network):
+            marks = [time.perf_counter()]
+            predictions = network(x, training=True)
+            marks.append(time.perf_counter())
+            network.zero_grad()
+            loss = network._compute_loss(x=x, y=y, y_pred=predictions, sample_weight=None, training=True)
+            marks.append(time.perf_counter())
+            loss.backward()
+            marks.append(time.perf_counter())
+            variables = network.trainable_weights[:]
+            with torch.no_grad():
+                network.optimizer.apply([variable.value.grad for variable in variables], variables)
+            marks.append(time.perf_counter())
+            network.fit(images, labels, batch_size=len(images), epochs=1, verbose=0, shuffle=False)
+            marks.append(time.perf_counter())
+            return [later - earlier for earlier, later in zip(marks, marks[1:])]
+
+        steps[name] = step
+    x_nchw, y_long = x.permute(0, 3, 1, 2).contiguous(), y.long()
+    optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
+    reference.train()
+
+    def twin_step():
+        marks = [time.perf_counter()]
+        logits = reference(x_nchw)
+        marks.append(time.perf_counter())
+        optimizer.zero_grad(set_to_none=True)
+        loss = functional.cross_entropy(logits, y_long)
+        marks.append(time.perf_counter())
+        loss.backward()
+        marks.append(time.perf_counter())
+        optimizer.step()
+        marks.append(time.perf_counter())
+        return [later - earlier for earlier, later in zip(marks, marks[1:])] + [float("nan")]
+
+    steps["PyTorch twin"] = twin_step
+    timings: dict[str, list[list[float]]] = {name: [] for name in steps}
+    for function in steps.values():
+        function()  # warm-up
+    for _ in range(repetitions):
+        for name, function in steps.items():
+            timings[name].append(function())
+    rows = []
+    for name, runs in timings.items():
+        medians = [1e3 * statistics.median(column) for column in zip(*runs)]
+        cells = [f"{value:.1f}" for value in medians[:4]] + [f"{sum(medians[:4]):.1f}"]
+        cells.append("-" if medians[4] != medians[4] else f"{medians[4]:.1f}")
+        rows.append([name] + cells)
+    return common.markdown_table(["", "forward ms", "loss ms", "backward ms", "optimizer ms", "sum ms",
+                                  "one fit step ms"], rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", choices=sorted(torch_reference.TWINS))
-    parser.add_argument("task", choices=["train", "infer"])
+    parser.add_argument("task", choices=["train", "infer", "phases"])
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=2)
@@ -111,6 +184,11 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     print(common.machine_line(allocator))
     model, reference = torch_reference.build_twins(args.model, args.size)
+    if args.task == "phases":
+        images, labels = common.synthetic_batch(args.batch, args.size, args.size, 3, 2)
+        print(f"\n{args.model}, {args.size}x{args.size}, batch {args.batch}, median of {args.steps} steps\n")
+        print(phases_table(model, reference, images, labels, args.steps))
+        return
     images, labels = common.synthetic_batch(args.batch * args.steps, args.size, args.size, 3, 2)
     ours = common.keras_runners(model, images, labels, args.batch)
     theirs = torch_reference._reference_runners(reference, images, labels, args.steps, channels_last=False)

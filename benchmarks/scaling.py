@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     rows, fits = [], []
     for key in args.models:
         recurrent = MODELS[key][2]
-        sweeps = [("pixels", [(size, 4 if recurrent else None) for size in args.sizes])]
+        # a sweep of one point has no exponent: a recurrent model with one --sizes value sweeps time only
+        sweeps = [("pixels", [(size, 4 if recurrent else None) for size in args.sizes])] if len(args.sizes) > 1 else []
         if recurrent:
             sweeps.append(("time steps", [(args.frame_size, steps) for steps in args.timesteps]))
         for axis, points in sweeps:

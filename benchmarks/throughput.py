@@ -9,7 +9,8 @@ onnxruntime (torch backend, ``--onnx``). Every figure is the median of
 :func:`benchmarks.common.keras_flops` (PyTorch's FlopCounterMode convention: 2
 per multiply-add, convolutions only). Peak memory is the peak resident set
 of the whole process during one training epoch (and one prediction):
-framework, data and the activations kept for the backward pass.
+framework, data and the activations kept for the backward pass. For the
+recurrent model, images/s counts frames (sequences of ``TIMESTEPS`` frames).
 
     KERAS_BACKEND=torch python benchmarks/throughput.py                   # short default
     KERAS_BACKEND=torch python benchmarks/throughput.py --onnx --models testnet unet16 segnet16 fcn8 \\
@@ -68,14 +69,15 @@ def measure(key: str, size: int, batch: int, steps: int, runs: int, onnx: bool) 
 
         path = os.path.join(tempfile.mkdtemp(), f"{key}.onnx")
         try:
-            export_onnx(model, path, batch_size=batch)
+            export_onnx(model, path, input_shape=images.shape[1:], batch_size=batch)
         except Exception as error:  # reported in the table as "export failed"
             print(f"# {key}: ONNX export failed: {str(error).splitlines()[0][:300]}", file=sys.stderr)
         else:
             predictor = OnnxPredictor(path)
             functions["onnx"] = lambda: predictor.predict(images)
     timings = common.interleave(functions, runs=runs)
-    result = {task: count / seconds for task, seconds in timings.items()}
+    frames = count * (images.shape[1] if recurrent else 1)  # images/s counts the frames of a sequence
+    result = {task: frames / seconds for task, seconds in timings.items()}
     result["train_mib"] = common.peak_rss_during(train)
     result["infer_mib"] = common.peak_rss_during(infer)
     if recurrent:

@@ -10,7 +10,7 @@ compiled program.
 
 On PyTorch, Keras runs eagerly, one layer call after the other, and its
 functional runner costs time that a hand-written PyTorch module does not pay
-(``benchmarks/README.md``, "Where the time went"): about 0.3 ms of Python per
+(``benchmarks/README.md``, "What made the difference"): about 0.3 ms of Python per
 layer call (argument conversion, masks, name scopes, the ``keras.ops``
 dispatch), every intermediate tensor held until the whole forward pass ends
 (so each layer writes to memory that is no longer in the cache), and batch
