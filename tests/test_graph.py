@@ -318,6 +318,26 @@ def test_plan_steps_aside_where_keras_must_run():
 
 
 @torch_only
+def test_layer_with_regulariser_is_called_by_keras():
+    """A ReLU with an activity regulariser is not folded into the batch norm before it: Keras'
+    ``__call__`` records its loss."""
+    from universal_models._torch_graph import GraphPlan
+
+    inputs = keras.Input((8, 8, 3))
+    tensor = BatchNormalization(name="bn")(keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs))
+    outputs = keras.layers.Activation("relu", activity_regularizer=keras.regularizers.L2(0.1), name="relu")(tensor)
+    model = GraphModel(inputs, outputs)
+    kinds = {step.layer.name: step for step in GraphPlan(model).steps}
+    assert kinds["relu"].kind == "keras" and not kinds["bn"].relu
+    images = np.random.default_rng(8).normal(size=(2, 8, 8, 3)).astype("float32")
+    model(images, training=True)
+    ours = [float(keras.ops.convert_to_numpy(loss)) for loss in model.losses]
+    _keras_runner(model, keras.ops.convert_to_tensor(images), True)
+    assert len(ours) == 1 and ours[0] > 0
+    np.testing.assert_allclose(ours, [float(keras.ops.convert_to_numpy(loss)) for loss in model.losses], rtol=1e-5)
+
+
+@torch_only
 def test_unpooling_gradient_is_channels_last():
     """max_unpool2d's own backward returns NCHW memory; the layer hands back channels-last memory
     (the layout of everything else in the network), with the same values."""

@@ -31,8 +31,8 @@ way to run it that gives Keras' result:
   ``Layer.__call__`` exactly as Keras' own runner calls it.
 
 A run returns ``None`` (and :class:`GraphModel` falls back to Keras' runner)
-when the inputs are not plain float tensors, inside a stateless or symbolic
-scope, or under a distribution.
+when an input is not a torch tensor or carries a Keras mask, inside a
+stateless, symbolic or autocast scope, or under a distribution.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from keras.src import backend as keras_backend
 from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
+from .layers.activation import Activation
 from .layers.memory_format import relayout
 from .layers.normalization import BatchNormalization, _fast_path_applies, torch_batch_norm, torch_inference_affine
 from .layers.pooling import (MaxPoolingWithArgmax2D, MaxUnpooling2D, _torch_fast_path, torch_max_pool_plane,
@@ -57,7 +58,9 @@ _FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32"
 
 
 def _is_plain_relu(layer) -> bool:
-    if isinstance(layer, keras.layers.Activation):
+    """A layer whose call is exactly ``relu(inputs)`` (Keras' ``Activation("relu")``, ours, or a plain ``ReLU``)."""
+    if isinstance(layer, keras.layers.Activation) and type(layer).call in (keras.layers.Activation.call,
+                                                                            Activation.call):
         return layer.activation is keras.activations.relu
     if type(layer) is keras.layers.ReLU:
         return layer.max_value is None and not layer.negative_slope and not layer.threshold
@@ -111,7 +114,7 @@ class _Step:
     """One layer call of the plan."""
 
     __slots__ = ("node", "layer", "kind", "inputs", "single", "outputs", "release", "input_dtype", "relu",
-                 "fold", "skip_if_folded", "training_arg", "context_arg")
+                 "fold", "training_arg", "context_arg")
 
     def __init__(self, node, slots: dict[int, int]):
         self.node = node
@@ -128,7 +131,6 @@ class _Step:
         self.input_dtype = _FLOAT_DTYPES.get(dtype)
         self.relu = False  # batch_norm / conv: apply a ReLU in place
         self.fold: _Step | None = None  # conv: the batch-norm step to fold in inference
-        self.skip_if_folded = False  # batch_norm folded into the convolution before it
         self.training_arg = bool(getattr(self.layer, "_call_has_training_arg", False))
         self.context_arg = "training" in getattr(self.layer, "_call_context_args", ())
 
@@ -229,7 +231,7 @@ class GraphPlan:
                 consumer = self._only_consumer(step.outputs[0])
                 if step.kind == "conv" and step.layer.activation is keras.activations.relu:
                     step.relu = True  # the convolution's own activation, applied in place
-                elif (consumer is not None and consumer.kind in ("direct", "keras") and _is_plain_relu(consumer.layer)
+                elif (consumer is not None and consumer.kind == "direct" and _is_plain_relu(consumer.layer)
                         and (step.kind == "batch_norm" or step.layer.activation is keras.activations.linear)):
                     step.relu = True
                     consumer.kind = "alias"
