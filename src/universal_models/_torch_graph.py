@@ -281,9 +281,7 @@ class GraphPlan:
             values[slot] = tensor
         folded: set[int] = set()
         for step in self.steps:
-            if step.kind == "alias":
-                values[step.outputs[0]] = values[step.inputs[0]]
-            elif id(step) in folded:
+            if step.kind == "alias" or id(step) in folded:  # a ReLU or batch norm applied by the step before
                 values[step.outputs[0]] = values[step.inputs[0]]
             else:
                 outputs = self._execute(step, values, training, folded)
@@ -308,27 +306,23 @@ class GraphPlan:
                 return torch_max_unpool_plane(unpooled, indices.tensor, step.layer.pool_size)
         if step.kind == "keras" or not step.dtypes_match(args, kwargs):
             outputs = step.call_keras(args, kwargs, training)
-            if step.relu:  # a fused ReLU the fast kernel could not take: apply it out of place
-                outputs = torch.relu(outputs)
-            return outputs
-        if step.kind == "conv" and args[0].ndim == 4:
+        elif step.kind == "conv" and args[0].ndim == 4:
             fold = None
             if step.fold is not None and not torch.is_grad_enabled():
                 norm = step.fold.layer
                 if not (training and norm.trainable) and _fast_path_applies(norm, args[0], None):
                     fold = norm
                     folded.add(id(step.fold))
-            outputs = _conv2d(step.layer, args[0], fold, relu=step.relu or (fold is not None and step.fold.relu))
-            return outputs
-        if step.kind == "batch_norm" and _fast_path_applies(step.layer, args[0], None):
+            return _conv2d(step.layer, args[0], fold, relu=step.relu or (fold is not None and step.fold.relu))
+        elif step.kind == "batch_norm" and _fast_path_applies(step.layer, args[0], None):
             return torch_batch_norm(step.layer, args[0], training, relu=step.relu)
-        if step.kind == "argmax_pool" and _torch_fast_path(args[0]):
+        elif step.kind == "argmax_pool" and _torch_fast_path(args[0]):
             pooled, plane_indices = torch_max_pool_plane(args[0], step.layer.pool_size)
             return [pooled, _PlaneIndices(plane_indices)]
-        outputs = step.call_direct(args, kwargs, training)
-        if step.relu:
-            outputs = torch.relu(outputs)
-        return outputs
+        else:
+            outputs = step.call_direct(args, kwargs, training)
+        # a fused ReLU that no fast kernel took: applied out of place
+        return torch.relu(outputs) if step.relu else outputs
 
 
 #: how many kernels the plans have moved so far (a new move makes optimizers align their slots again)
