@@ -46,16 +46,13 @@ import torch.nn.functional as functional
 from keras.src import backend as keras_backend
 from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+from keras.src.backend.torch.core import TORCH_DTYPES
 
 from .layers.activation import Activation
 from .layers.memory_format import relayout
 from .layers.normalization import BatchNormalization, _fast_path_applies, torch_batch_norm, torch_inference_affine
 from .layers.pooling import (MaxPoolingWithArgmax2D, MaxUnpooling2D, _torch_fast_path, torch_max_pool_plane,
                              torch_max_unpool_plane)
-
-_FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
-                 "float64": torch.float64}
-
 
 def _is_plain_relu(layer) -> bool:
     """A layer whose call is exactly ``relu(inputs)`` (Keras' ``Activation("relu")``, ours, or a plain ``ReLU``)."""
@@ -127,8 +124,7 @@ class _Step:
                        and all(value is None for value in arguments.kwargs.values()))
         self.outputs = [slots[id(tensor)] for tensor in node.outputs]
         self.release: list[int] = []
-        dtype = getattr(self.layer, "input_dtype", None)
-        self.input_dtype = _FLOAT_DTYPES.get(dtype)
+        self.input_dtype = TORCH_DTYPES.get(getattr(self.layer, "input_dtype", None))
         self.relu = False  # batch_norm / conv: apply a ReLU in place
         self.fold: _Step | None = None  # conv: the batch-norm step to fold in inference
         self.training_arg = bool(getattr(self.layer, "_call_has_training_arg", False))
@@ -344,7 +340,7 @@ def _kernel_in(layer: keras.layers.Conv2D, inputs):
         return getattr(kernel, "value", kernel).permute(3, 2, 0, 1)  # as Keras passes it
     parameter = kernel.value
     view = parameter.permute(3, 2, 0, 1)
-    if view.is_contiguous(memory_format=torch.channels_last) or getattr(kernel, "_stored_channels_last", False):
+    if view.is_contiguous(memory_format=torch.channels_last):
         return view
     if type(inputs) is not torch.Tensor or torch.compiler.is_compiling():
         return view  # being traced (torch.export, torch.compile): leave the real weights alone
