@@ -108,6 +108,29 @@ def _seed_everything():
     keras.backend.clear_session()
 
 
+_TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def _device_guard(request):
+    """On the torch backend every test runs under :class:`tests.device_guard.DeviceGuard`, judging the
+    library's code and the tests' own: no tensor on an implicit device, no backend tensor read as numpy
+    without ``keras.ops.convert_to_numpy``. That is what breaks on a GPU, where Keras keeps tensors on
+    the GPU, and what a CPU-only run would not show otherwise. ``@pytest.mark.host_tensors`` exempts a
+    test that is about host tensors on purpose."""
+    if keras.config.backend() != "torch" or request.node.get_closest_marker("host_tensors"):
+        yield None
+        return
+    import universal_models
+
+    from tests.device_guard import DeviceGuard
+
+    guard = DeviceGuard(roots=[Path(universal_models.__file__).resolve().parent, _TESTS])
+    with guard:
+        yield guard
+    guard.check()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """``../shared/data``; skips the test when it is not there (a user's clone)."""

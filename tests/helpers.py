@@ -48,6 +48,24 @@ def perturb_weights(model, seed: int = 5) -> None:
     ])
 
 
+def to_numpy(value) -> np.ndarray:
+    """A backend tensor (on any device: a GPU's too), a Keras variable or an array, as numpy.
+
+    The one way the tests read values: ``np.asarray(tensor)`` and ``tensor.numpy()`` fail for a
+    tensor on a GPU (``tests/device_guard.py`` refuses them on the torch backend).
+    """
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+def to_backend(array, *, requires_grad: bool = False):
+    """``array`` as a backend tensor on the device Keras uses (a GPU's where there is one).
+
+    ``requires_grad`` (torch only): a leaf tensor that records gradients, for ``torch.autograd.grad``.
+    """
+    tensor = keras.ops.convert_to_tensor(np.asarray(array))
+    return tensor.requires_grad_(True) if requires_grad else tensor
+
+
 def infer(model, inputs) -> np.ndarray:
     """Inference-mode outputs of ``model`` on one batch, as numpy.
 
@@ -57,8 +75,8 @@ def infer(model, inputs) -> np.ndarray:
     for ``predict``, which traces a graph first).
     """
     if keras.config.backend() == "jax":
-        return np.asarray(model.predict_on_batch(inputs))
-    return keras.ops.convert_to_numpy(model(inputs, training=False))
+        return to_numpy(model.predict_on_batch(inputs))
+    return to_numpy(model(inputs, training=False))
 
 
 def train_steps(model, inputs, targets, steps: int) -> list[float]:

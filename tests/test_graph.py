@@ -25,7 +25,7 @@ from universal_models.graph import GraphModel
 from universal_models.layers.blocks import conv_bn_act
 from universal_models.layers.normalization import BatchNormalization
 
-from tests.helpers import infer, perturb_weights
+from tests.helpers import infer, perturb_weights, to_backend, to_numpy
 
 torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the plan runs on the torch backend only")
 
@@ -68,14 +68,14 @@ def _run(model, images, training, runner):
     import torch
 
     before = [variable.value.detach().clone() for variable in model.weights]
-    tensor = torch.tensor(images, requires_grad=True)
+    tensor = to_backend(images, requires_grad=True)
     outputs = runner(model, tensor, training)
-    weights = torch.linspace(-1.0, 1.0, outputs.numel()).view(outputs.shape)
+    weights = to_backend(np.linspace(-1.0, 1.0, outputs.numel(), dtype="float32").reshape(tuple(outputs.shape)))
     gradients = torch.autograd.grad((outputs * weights).sum(), [tensor] + [v.value for v in model.trainable_weights])
-    after = [variable.value.detach().clone().numpy() for variable in model.weights]
+    after = [to_numpy(variable) for variable in model.weights]
     for variable, value in zip(model.weights, before):
         variable.assign(value)
-    return outputs.detach().numpy(), [g.numpy() for g in gradients], after
+    return to_numpy(outputs), [to_numpy(g) for g in gradients], after
 
 
 def _plan_runner(model, inputs, training):
@@ -107,8 +107,8 @@ def test_plan_matches_keras_runner(name):
         for variable, mine, reference in zip(model.weights, ours[2], theirs[2]):
             _assert_close(mine, reference, 1e-5, f"{variable.path} after the call, training={training}")
     with torch.no_grad():  # the folded batch norms
-        folded = model(torch.from_numpy(images), training=False).numpy()
-        reference = _keras_runner(model, torch.from_numpy(images), False).numpy()
+        folded = to_numpy(model(to_backend(images), training=False))
+        reference = to_numpy(_keras_runner(model, to_backend(images), False))
     _assert_close(folded, reference, 1e-5, "gradient-free inference")
 
 
@@ -207,7 +207,7 @@ def test_batch_norm_with_two_consumers_is_not_fused():
         _assert_close(ours[0], theirs[0], 1e-6, f"training={training}")
         assert (ours[0] < 0).any()  # the addition saw the normalised values before the ReLU
     with torch.no_grad():
-        _assert_close(model(images).numpy(), _keras_runner(model, torch.from_numpy(images), False).numpy(), 1e-6,
+        _assert_close(to_numpy(model(images)), to_numpy(_keras_runner(model, to_backend(images), False)), 1e-6,
                       "no_grad")
 
 
@@ -281,7 +281,7 @@ def test_intermediates_are_released_after_their_last_use():
         model(np.zeros((1, 8, 8, 3), "float32"))
         assert probe.saw_alive is False
         recorder.reference = None
-        _keras_runner(model, torch.zeros((1, 8, 8, 3)), False)
+        _keras_runner(model, to_backend(np.zeros((1, 8, 8, 3), "float32")), False)
         assert probe.saw_alive is True  # Keras' runner, for contrast
 
 
@@ -293,16 +293,16 @@ def test_plan_steps_aside_where_keras_must_run():
     from universal_models._torch_graph import GraphPlan
 
     model, images = _build("unet")
-    tensor = torch.from_numpy(images)
+    tensor = to_backend(images)
     plan = GraphPlan(model)
-    masked = torch.from_numpy(images)
-    keras.src.backend.set_keras_mask(masked, torch.ones(images.shape[:3], dtype=torch.bool))
+    masked = to_backend(images)
+    keras.src.backend.set_keras_mask(masked, to_backend(np.ones(images.shape[:3], dtype=bool)))
     assert plan.run([masked], False) is None
     assert plan.run([tensor], False) is not None
     # stateless_call: the plan defers to Keras inside the stateless scope
     outputs, _ = model.stateless_call([v.value for v in model.trainable_variables],
                                       [v.value for v in model.non_trainable_variables], tensor, training=False)
-    _assert_close(outputs.detach().numpy(), _keras_runner(model, tensor, False).detach().numpy(), 1e-5, "stateless")
+    _assert_close(to_numpy(outputs), to_numpy(_keras_runner(model, tensor, False)), 1e-5, "stateless")
     # mixed precision: every layer through Keras' __call__ (autocast)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
@@ -353,11 +353,11 @@ def test_unpooling_gradient_is_channels_last():
         values = pooled.detach().clone().requires_grad_(True)
         with use_fast_paths(fast):
             unpooled = MaxUnpooling2D()([values, indices])
-        weights = torch.linspace(-1, 1, unpooled.numel()).view(unpooled.shape)
+        weights = to_backend(np.linspace(-1, 1, unpooled.numel(), dtype="float32").reshape(tuple(unpooled.shape)))
         (gradient,) = torch.autograd.grad((unpooled * weights).sum(), [values])
         gradients.append(gradient)
     assert gradients[0].is_contiguous()  # NHWC, i.e. channels-last memory
-    np.testing.assert_array_equal(gradients[0].numpy(), gradients[1].numpy())
+    np.testing.assert_array_equal(to_numpy(gradients[0]), to_numpy(gradients[1]))
 
 
 # -- every backend -------------------------------------------------------------------

@@ -23,13 +23,9 @@ from universal_models.layers.normalization import BatchNormalization
 from universal_models.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from universal_models.layers.recurrent import MAX_UNROLLED_STEPS, ConvLSTM2D, unrolls
 
-from tests.helpers import threshold_batch
+from tests.helpers import threshold_batch, to_backend, to_numpy
 
 torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the fast paths exist on torch only")
-
-
-def _numpy(tensor) -> np.ndarray:
-    return np.asarray(keras.ops.convert_to_numpy(tensor))
 
 
 def _no_gradients():
@@ -48,10 +44,11 @@ def _torch_gradients(function, array, variables=()):
     Keras ``variables`` (torch backend)."""
     import torch
 
-    tensor = torch.tensor(array, requires_grad=True)
+    tensor = to_backend(array, requires_grad=True)
     output = function(tensor)
-    weights = torch.tensor(np.random.default_rng(7).normal(size=tuple(output.shape)).astype("float32"))
-    return torch.autograd.grad((output * weights).sum(), [tensor] + [variable.value for variable in variables])
+    weights = to_backend(np.random.default_rng(7).normal(size=tuple(output.shape)).astype("float32"))
+    gradients = torch.autograd.grad((output * weights).sum(), [tensor] + [variable.value for variable in variables])
+    return [to_numpy(gradient) for gradient in gradients]
 
 
 # -- switch --------------------------------------------------------------------------
@@ -78,15 +75,15 @@ def test_batch_norm_matches_keras_layer(shape):
         layer.gamma.assign(gamma)
         layer.beta.assign(-gamma)
     for training in (True, True, False):  # two updates of the moving statistics, then inference
-        np.testing.assert_allclose(_numpy(ours(images, training=training)),
-                                   _numpy(theirs(images, training=training)), rtol=1e-5, atol=2e-5)
+        np.testing.assert_allclose(to_numpy(ours(images, training=training)),
+                                   to_numpy(theirs(images, training=training)), rtol=1e-5, atol=2e-5)
         for mine, reference in zip(ours.weights, theirs.weights):
-            np.testing.assert_allclose(_numpy(mine), _numpy(reference), rtol=1e-5, atol=1e-6, err_msg=mine.name)
+            np.testing.assert_allclose(to_numpy(mine), to_numpy(reference), rtol=1e-5, atol=1e-6, err_msg=mine.name)
 
 
 def test_batch_norm_single_value_per_channel_falls_back():
     images = np.arange(3, dtype="float32").reshape(1, 3)
-    out = _numpy(BatchNormalization()(images, training=True))
+    out = to_numpy(BatchNormalization()(images, training=True))
     np.testing.assert_allclose(out, np.zeros_like(images), atol=1e-6)
 
 
@@ -102,7 +99,7 @@ def test_batch_norm_gradients_match_keras_layer():
         gradients.append(_torch_gradients(lambda x, layer=layer: layer(x, training=True), images,
                                           [layer.gamma, layer.beta]))
     for mine, reference in zip(*gradients):
-        np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(mine, reference, rtol=1e-4, atol=1e-5)
 
 
 def test_batch_norm_config_round_trip_and_keras_weights():
@@ -118,13 +115,13 @@ def test_batch_norm_config_round_trip_and_keras_weights():
 @pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
 def test_activation_matches_keras_layer(shape, activation):
     logits = np.random.default_rng(4).normal(0.0, 4.0, shape).astype("float32")
-    expected = _numpy(keras.layers.Activation(activation)(logits))
+    expected = to_numpy(keras.layers.Activation(activation)(logits))
     with _no_gradients():  # the fast path is for inference
-        np.testing.assert_allclose(_numpy(Activation(activation)(logits)), expected, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(to_numpy(Activation(activation)(logits)), expected, rtol=1e-6, atol=1e-7)
     if keras.config.backend() == "torch":  # with gradients recorded (training): Keras' code, bit for bit
         ours = _torch_gradients(Activation(activation), logits)[0]
         keras_layer = _torch_gradients(keras.layers.Activation(activation), logits)[0]
-        np.testing.assert_array_equal(ours.numpy(), keras_layer.numpy())
+        np.testing.assert_array_equal(ours, keras_layer)
 
 
 @pytest.mark.parametrize("classes,expected", [(1, False), (2, True), (7, True), (8, False), (21, False)])
@@ -153,7 +150,7 @@ def test_activation_config_and_saved_model_round_trip(tmp_path):
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert type(loaded.layers[-1]) is Activation
-    np.testing.assert_allclose(_numpy(loaded(images)), _numpy(model(images)), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(loaded(images)), to_numpy(model(images)), atol=1e-6)
 
 
 # -- recurrence ----------------------------------------------------------------------
@@ -176,12 +173,12 @@ def test_conv_lstm_matches_keras_layer_unrolled_or_looped(steps):
     model, reference, layer = _conv_lstm_pair()
     assert unrolls(layer, steps) is (steps <= MAX_UNROLLED_STEPS)
     sequences = np.random.default_rng(steps).normal(size=(2, steps, 6, 5, 2)).astype("float32")
-    np.testing.assert_allclose(_numpy(model(sequences)), _numpy(reference(sequences)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(model(sequences)), to_numpy(reference(sequences)), rtol=1e-5, atol=1e-6)
     if keras.config.backend() == "torch":
         ours = _torch_gradients(model, sequences, model.trainable_weights)
         theirs = _torch_gradients(reference, sequences, reference.trainable_weights)
         for fast, generic in zip(ours, theirs):
-            np.testing.assert_allclose(fast.numpy(), generic.numpy(), rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(fast, generic, rtol=1e-4, atol=1e-5)
 
 
 def test_conv_lstm_training_step_matches_keras_layer():
@@ -229,7 +226,7 @@ def _numpy_unpool(values: np.ndarray, indices: np.ndarray, pool: int) -> np.ndar
 
 @pytest.mark.parametrize("pool,shape", [(2, (3, 8, 12, 5)), (3, (2, 9, 6, 4)), (2, (1, 2, 2, 1))])
 @pytest.mark.parametrize("fast", [True, False])
-def test_argmax_pooling_matches_numpy(pool, shape, fast):
+def test_argmax_pooling_matchesto_numpy(pool, shape, fast):
     images = np.random.default_rng(2).normal(size=shape).astype("float32")
     images[0, :pool, :pool, 0] = 1.5  # a tie: the first position wins
     expected_values, expected_indices = _numpy_pool(images, pool)
@@ -237,9 +234,9 @@ def test_argmax_pooling_matches_numpy(pool, shape, fast):
         values, indices = MaxPoolingWithArgmax2D(pool)(images)
         unpooled = MaxUnpooling2D(pool)([values, indices])
     assert keras.backend.standardize_dtype(indices.dtype) == "int32"
-    np.testing.assert_array_equal(_numpy(values), expected_values)
-    np.testing.assert_array_equal(_numpy(indices), expected_indices)
-    np.testing.assert_array_equal(_numpy(unpooled), _numpy_unpool(expected_values, expected_indices, pool))
+    np.testing.assert_array_equal(to_numpy(values), expected_values)
+    np.testing.assert_array_equal(to_numpy(indices), expected_indices)
+    np.testing.assert_array_equal(to_numpy(unpooled), _numpy_unpool(expected_values, expected_indices, pool))
 
 
 @torch_only
@@ -254,7 +251,7 @@ def test_argmax_pooling_gradients_match_generic_path(pool):
     fast = _torch_gradients(round_trip, images)[0]
     with use_fast_paths(False):
         generic = _torch_gradients(round_trip, images)[0]
-    np.testing.assert_array_equal(fast.numpy(), generic.numpy())
+    np.testing.assert_array_equal(fast, generic)
 
 
 # -- whole models ------------------------------------------------------------------

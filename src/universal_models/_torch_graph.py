@@ -394,7 +394,8 @@ def _conv2d(layer: keras.layers.Conv2D, inputs, fold: BatchNormalization | None 
     if fold is not None:  # gradient-free: written straight into the layout oneDNN reads (no reorder copy)
         scale, shift = torch_inference_affine(fold)
         kernel = torch.mul(kernel, scale.view(-1, 1, 1, 1),
-                           out=torch.empty(kernel.shape, dtype=kernel.dtype, memory_format=torch.channels_last))
+                           out=torch.empty(kernel.shape, dtype=kernel.dtype, device=kernel.device,
+                                                 memory_format=torch.channels_last))
         bias = shift if bias is None else torch.addcmul(shift, bias, scale)
     padding: Any = 0
     if layer.padding == "same":

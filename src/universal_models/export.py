@@ -136,10 +136,13 @@ def _export_torch(model, sample: np.ndarray, path: Path, opset: int) -> None:
 
     import torch
 
+    import keras
+
     model.eval()
+    example = keras.ops.convert_to_tensor(sample)  # on the model's device (a GPU's, where Keras uses one)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (torch.from_numpy(sample),), dynamo=True, opset_version=opset,
+        program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
                                     input_names=["images"], output_names=["outputs"], verbose=False)
         program.optimize()
     program.save(str(path))

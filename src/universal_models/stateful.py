@@ -230,7 +230,7 @@ def _run_stateful(model: keras.Model, frames: np.ndarray) -> np.ndarray:
     )
     for variable, value in zip(variables, states):
         variable.assign(value)
-    return np.asarray(outputs)
+    return keras.ops.convert_to_numpy(outputs)
 
 
 def _as_frames(frames, name: str) -> np.ndarray:

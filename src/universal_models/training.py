@@ -226,7 +226,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     ``keras.utils.set_random_seed`` seeds Python's, numpy's and the backend's
     generators; with ``deterministic`` the backend's deterministic mode is
     switched on where it has one: ``torch.use_deterministic_algorithms(True,
-    warn_only=True)`` on PyTorch, ``tf.config.experimental.enable_op_determinism``
+    warn_only=True)`` on PyTorch (and ``CUBLAS_WORKSPACE_CONFIG=:4096:8``, which
+    cuBLAS needs for deterministic results on a GPU, unless it is set), ``tf.config.experimental.enable_op_determinism``
     on TensorFlow (JAX on CPU is deterministic already).
 
     Example:
@@ -239,6 +240,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     if backend == "torch":
         import torch
 
+        # cuBLAS is deterministic only with a fixed workspace; read when its first handle is made
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
     elif backend == "tensorflow":
         import tensorflow as tf
@@ -476,14 +479,29 @@ def _restore_seed_states(model: keras.Model, states: list[list]) -> None:
         variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
+def _encode_generator_state(state) -> str:
+    """A torch generator state (a host uint8 tensor) as base64 text."""
+    import base64
+
+    return base64.b64encode(bytes(state.tolist())).decode("ascii")
+
+
+def _decode_generator_state(text: str):
+    import base64
+
+    import torch
+
+    # generator states are host tensors whatever device the generator serves
+    return torch.tensor(list(base64.b64decode(text)), dtype=torch.uint8, device="cpu")
+
+
 def _global_rng_state() -> dict:
     """Global random states that layers without their own seed draw from.
 
-    PyTorch's unseeded dropout uses torch's global generator; Keras ops called
-    with ``seed=None`` use Keras' global ``SeedGenerator``.
+    PyTorch's unseeded dropout uses torch's global generator of the tensor's
+    device (the CPU's, or each GPU's); Keras ops called with ``seed=None`` use
+    Keras' global ``SeedGenerator``.
     """
-    import base64
-
     from keras.src.backend.common import global_state
 
     state: dict = {}
@@ -493,13 +511,13 @@ def _global_rng_state() -> dict:
     if keras.config.backend() == "torch":
         import torch
 
-        state["torch"] = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii")
+        state["torch"] = _encode_generator_state(torch.get_rng_state())
+        if torch.cuda.is_available():
+            state["torch_cuda"] = [_encode_generator_state(value) for value in torch.cuda.get_rng_state_all()]
     return state
 
 
 def _restore_global_rng_state(state: dict) -> None:
-    import base64
-
     from keras.src.backend.common import global_state
 
     if "keras" in state:
@@ -509,7 +527,10 @@ def _restore_global_rng_state(state: dict) -> None:
     if "torch" in state and keras.config.backend() == "torch":
         import torch
 
-        torch.set_rng_state(torch.from_numpy(np.frombuffer(base64.b64decode(state["torch"]), dtype=np.uint8).copy()))
+        torch.set_rng_state(_decode_generator_state(state["torch"]))
+        cuda_states = state.get("torch_cuda") or []
+        if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([_decode_generator_state(value) for value in cuda_states])
 
 
 class _RunCallback(keras.callbacks.Callback):

@@ -35,10 +35,18 @@ def _to_scalar_or_images(values, per_image: bool):
     return values if per_image else ops.reshape(values, ())
 
 
+def _as_tensor(weights: np.ndarray, like):
+    """Host-side weights as a tensor of ``like``'s dtype on the backend's device.
+
+    ``tensor * ndarray`` would make numpy convert the tensor instead, which fails for a tensor on a GPU.
+    """
+    return ops.convert_to_tensor(weights, dtype=like.dtype)
+
+
 # --------------------------------------------------------------------------- pixel-wise
 def _pixel_weighted_mean(pixel_losses, inputs: SegmentationInputs, weights: np.ndarray, per_image: bool):
     """Mean of ``pixel_losses (..., 1)`` over valid pixels, weighted by the true class's weight."""
-    class_weights = ops.convert_to_tensor(weights, dtype=pixel_losses.dtype)
+    class_weights = _as_tensor(weights, pixel_losses)
     pixel_weights = ops.sum(inputs.class_target() * class_weights, axis=-1, keepdims=True) * inputs.valid
     total = reduce_pixels(pixel_losses * pixel_weights, per_image)
     return _to_scalar_or_images(safe_ratio(total, reduce_pixels(pixel_weights, per_image), empty_value=0.0), per_image)
@@ -76,7 +84,7 @@ def focal(inputs: SegmentationInputs, *, gamma: float = 2.0, alpha: float | None
     terms = inputs.class_target() * _focal_factor(remainder, gamma) * inputs.class_log_probabilities()
     if alpha is not None:
         balance = [1.0 - alpha, alpha] if inputs.binary else [alpha] * inputs.n_classes
-        terms = terms * ops.convert_to_tensor(np.asarray(balance, dtype="float32"), dtype=terms.dtype)
+        terms = terms * _as_tensor(np.asarray(balance, dtype="float32"), terms)
     return _pixel_weighted_mean(-ops.sum(terms, axis=-1, keepdims=True), inputs, weights, per_image)
 
 
@@ -120,7 +128,7 @@ def dice(inputs: SegmentationInputs, *, squared: bool = True, smooth: float = 1e
         denominator = reduce_pixels(prediction, per_image) + truth_amount
     if weighting is None:
         return weighted_class_mean(1.0 - safe_ratio(2.0 * intersection, denominator, smooth), weights)
-    pooled = inverse_weights(reduce_pixels(truth * truth, per_image), EPSILON) * weights
+    pooled = inverse_weights(reduce_pixels(truth * truth, per_image), EPSILON) * _as_tensor(weights, truth)
     return 1.0 - safe_ratio(
         2.0 * ops.sum(pooled * intersection, axis=-1), ops.sum(pooled * denominator, axis=-1), smooth
     )
@@ -136,7 +144,7 @@ def generalized_dice(inputs: SegmentationInputs, *, smooth: float = 1e-5, class_
     weights = inputs.region_weights(class_weights)
     prediction, truth = _masked_probabilities(inputs), inputs.target
     volume = reduce_pixels(truth, per_image)
-    pooled = inverse_weights(volume * volume) * weights
+    pooled = inverse_weights(volume * volume) * _as_tensor(weights, truth)
     intersection = reduce_pixels(prediction * truth, per_image)
     denominator = reduce_pixels(prediction, per_image) + volume
     return 1.0 - safe_ratio(
