@@ -47,17 +47,56 @@ def pytest_configure(config):
     import keras as keras_module
 
     keras = keras_module
+    _float32_exactly()
     if _TIMELINE and keras.config.backend() == "jax":
         import jax.monitoring
 
         jax.monitoring.register_event_duration_secs_listener(_count_compile)
 
 
+def _float32_exactly() -> None:
+    """On a GPU, float32 convolutions and matrix products in float32, not TF32.
+
+    PyTorch runs cuDNN convolutions in TF32 by default (10-bit mantissa on Ampere and later) and JAX
+    runs float32 products at its "default" precision there; the tests compare float32 results to
+    1e-5 (the plan against Keras' runner, losses against float64 references), which TF32 does not
+    hold. Mixed-precision tests have tolerances of their own. No effect on a CPU.
+    """
+    backend = keras.config.backend()
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+    elif backend == "jax":
+        import jax
+
+        if jax.default_backend() != "cpu":
+            jax.config.update("jax_default_matmul_precision", "highest")
+
+
+def tensor_device() -> str:
+    """Where the tests' tensors live: ``cpu``, ``cuda`` (torch), ``gpu`` (JAX) ..."""
+    backend = keras.config.backend()
+    if backend == "torch":
+        from keras.src.backend.torch.core import get_device
+
+        return str(get_device())
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend()
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
 def pytest_report_header(config):
     version = importlib.metadata.version("keras")
     if keras is None:  # the xdist controller
         return f"keras {version}, backend {os.environ.get('KERAS_BACKEND', 'chosen on import')}"
-    return f"keras {version}, backend {keras.config.backend()}"
+    return f"keras {version}, backend {keras.config.backend()}, device {tensor_device()}"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -117,8 +156,10 @@ def _device_guard(request):
     library's code and the tests' own: no tensor on an implicit device, no backend tensor read as numpy
     without ``keras.ops.convert_to_numpy``. That is what breaks on a GPU, where Keras keeps tensors on
     the GPU, and what a CPU-only run would not show otherwise. ``@pytest.mark.host_tensors`` exempts a
-    test that is about host tensors on purpose."""
-    if keras.config.backend() != "torch" or request.node.get_closest_marker("host_tensors"):
+    test that is about host tensors on purpose; ``UMODELS_DEVICE_GUARD=0`` switches the guard off (to
+    measure what it costs, or to debug)."""
+    if (keras.config.backend() != "torch" or request.node.get_closest_marker("host_tensors")
+            or os.environ.get("UMODELS_DEVICE_GUARD") == "0"):
         yield None
         return
     import universal_models

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 
@@ -92,3 +94,10 @@ def train_steps(model, inputs, targets, steps: int) -> list[float]:
         model.reset_metrics()
         losses.append(float(model.train_on_batch(inputs, targets)))
     return losses
+
+
+def with_python_path(*folders) -> str:
+    """``PYTHONPATH`` for a subprocess: ``folders`` first, then the test process's own (where packages such as
+    Keras may come from, as on a machine that installs them with ``pip install --target``)."""
+    inherited = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(folder) for folder in folders] + ([inherited] if inherited else []))

@@ -48,7 +48,8 @@ def _model_and_batch(name: str):
 def test_every_model_trains_evaluates_and_predicts_under_the_device_guard(name, _device_guard):
     import torch
 
-    assert _device_guard is not None  # every call below is judged
+    if _device_guard is None:
+        pytest.skip("the device guard is switched off (UMODELS_DEVICE_GUARD=0)")
     model, images, labels = _model_and_batch(name)
     for _ in range(2):  # the second step runs with the kernels moved and the optimizer slots aligned
         loss = model.train_on_batch(images, labels)

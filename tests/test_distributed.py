@@ -17,6 +17,8 @@ import pytest
 
 import keras
 
+from tests.helpers import with_python_path
+
 jax_only = pytest.mark.skipif(keras.config.backend() != "jax", reason="keras.distribution is used on JAX")
 
 def test_data_parallel_checks_backend_and_batch_size():
@@ -56,7 +58,9 @@ CLI_SCRIPT = textwrap.dedent(
 @jax_only
 def test_umodels_train_distributed_matches_one_device(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    environment = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": root,
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": with_python_path(root),
+                   # two emulated CPU devices, also on a machine with a GPU
+                   "JAX_PLATFORMS": "cpu",
                    # the test runner's flags (scripts/test.sh) are kept; XLA reads the last of a repeated flag
                    "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"}
     result = subprocess.run([sys.executable, "-c", CLI_SCRIPT, str(tmp_path)], cwd=root, env=environment,

@@ -26,6 +26,8 @@ import universal_models as um
 from universal_models.data import make_shapes
 from universal_models.training import read_checkpoint_state
 
+from tests.helpers import with_python_path
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ["train", "--model", "testnet", "--option", "base_filters=4", "--data", "shapes", "--n-samples", "16",
        "--image-size", "32", "--patch-size", "32", "--batch-size", "4", "--val-split", "4", "--steps-per-epoch",
@@ -37,7 +39,7 @@ def _umodels(*arguments) -> list[str]:
 
 
 def _environment() -> dict:
-    return {**os.environ, "KERAS_BACKEND": keras.config.backend(), "PYTHONPATH": str(ROOT / "src"),
+    return {**os.environ, "KERAS_BACKEND": keras.config.backend(), "PYTHONPATH": with_python_path(ROOT / "src"),
             "OMP_NUM_THREADS": "1"}
 
 

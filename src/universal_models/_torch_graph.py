@@ -70,17 +70,44 @@ def _can_skip_layer_call(layer) -> bool:
         return False
     if not isinstance(layer, keras.layers.Layer) or not layer.built:
         return False
-    if layer.activity_regularizer is not None or layer.compute_dtype != layer.variable_dtype:
+    if layer.activity_regularizer is not None:
         return False
     if getattr(layer, "_remat_mode", None) is not None or getattr(layer, "quantization_mode", None) is not None:
         return False
     return True
 
 
+#: compute dtypes the direct convolution runs in (float32 weights, cast per call as Keras' autocast does)
+_CONV_DTYPES = ("float32", "bfloat16", "float16")
+
+
 def _is_torch_conv(layer) -> bool:
     return (type(layer) is keras.layers.Conv2D and layer.data_format == "channels_last"
-            and layer.compute_dtype == "float32" and _can_skip_layer_call(layer)
-            and layer.padding in ("valid", "same"))
+            and layer.compute_dtype in _CONV_DTYPES and layer.variable_dtype == "float32"
+            and _can_skip_layer_call(layer) and layer.padding in ("valid", "same"))
+
+
+#: :func:`_autocast_for`: the layer runs in the scope around it
+_KEEP = object()
+
+
+def _autocast_for(layer, outer) -> Any:
+    """The autocast dtype (``None``: none) that Keras' ``Layer.__call__`` runs ``layer.call`` under, given
+    the autocast scope ``outer`` around the call (``None`` if there is none); :data:`_KEEP` where it
+    keeps ``outer``. Variables read inside are cast to it (``KerasVariable.value``)."""
+    if outer is not None:
+        if not layer.autocast or not keras_backend.is_float_dtype(layer.compute_dtype):
+            return None
+        return _KEEP if outer.dtype == layer.compute_dtype else layer.compute_dtype
+    return layer.compute_dtype if layer.compute_dtype != layer.variable_dtype else _KEEP
+
+
+def _raw_value(variable):
+    """A variable's own tensor, in its own dtype whatever autocast scope is active (the fast paths cast)."""
+    if keras_backend.get_autocast_scope() is None:
+        return variable.value
+    with keras_backend.AutocastScope(None):
+        return variable.value
 
 
 def _is_plain(layer, cls) -> bool:
@@ -110,8 +137,8 @@ class _PlaneIndices:
 class _Step:
     """One layer call of the plan."""
 
-    __slots__ = ("node", "layer", "kind", "inputs", "single", "outputs", "release", "input_dtype", "relu",
-                 "fold", "training_arg", "context_arg")
+    __slots__ = ("node", "layer", "kind", "inputs", "single", "outputs", "release", "input_dtype", "cast_inputs",
+                 "relu", "fold", "training_arg", "context_arg")
 
     def __init__(self, node, slots: dict[int, int]):
         self.node = node
@@ -125,6 +152,9 @@ class _Step:
         self.outputs = [slots[id(tensor)] for tensor in node.outputs]
         self.release: list[int] = []
         self.input_dtype = TORCH_DTYPES.get(getattr(self.layer, "input_dtype", None))
+        # Keras casts floating inputs to ``input_dtype`` (the compute dtype) before ``call``
+        self.cast_inputs = bool(getattr(self.layer, "autocast", False) and getattr(self.layer, "_convert_input_args",
+                                                                                    False))
         self.relu = False  # batch_norm / conv: apply a ReLU in place
         self.fold: _Step | None = None  # conv: the batch-norm step to fold in inference
         self.training_arg = bool(getattr(self.layer, "_call_has_training_arg", False))
@@ -137,14 +167,26 @@ class _Step:
         lookup = {id(tensor): values[slot] for tensor, slot in zip(self.node.input_tensors, self.inputs)}
         return self.node.arguments.fill_in(lookup)
 
-    def dtypes_match(self, args: tuple, kwargs: dict) -> bool:
-        """True when Keras would not cast any floating input (it casts to the layer's input dtype)."""
-        for value in (args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args):
+    def prepare(self, args: tuple, kwargs: dict) -> tuple | None:
+        """``args`` as ``Layer.__call__`` hands them to ``call``: floating tensors cast to the layer's input
+        dtype (under mixed precision, its compute dtype); ``None`` where only Keras' ``__call__`` can say
+        (keyword tensors, non-tensors, a cast Keras would not make)."""
+        if any(value is not None for value in kwargs.values()):
+            return None
+        nested = len(args) == 1 and isinstance(args[0], (list, tuple))
+        values = args[0] if nested else args
+        cast = None
+        for index, value in enumerate(values):
             if not isinstance(value, torch.Tensor):
-                return False
+                return None
             if value.is_floating_point() and value.dtype is not self.input_dtype:
-                return False
-        return all(value is None for value in kwargs.values())
+                if not self.cast_inputs or self.input_dtype is None:
+                    return None
+                cast = cast or list(values)
+                cast[index] = value.to(self.input_dtype)
+        if cast is None:
+            return args
+        return (type(args[0])(cast),) if nested else tuple(cast)
 
     # -- execution ---------------------------------------------------------------
     def call_keras(self, args: tuple, kwargs: dict, training) -> Any:
@@ -181,6 +223,9 @@ class GraphPlan:
         self.output_slots = [slot(tensor) for tensor in model.outputs]
         self.n_slots = len(slots)
         self.steps = [_Step(node, slots) for node in nodes]
+        # mixed precision: some layer computes in another dtype than it stores its variables in
+        self.mixed = any(step.layer.compute_dtype != step.layer.variable_dtype for step in self.steps
+                         if isinstance(step.layer, keras.layers.Layer))
         self.usable = self._check_order()
         self._plan_releases()
         self._plan_fusions()
@@ -268,8 +313,10 @@ class GraphPlan:
         """The model's flat outputs, or ``None`` when the plan does not apply to this call."""
         if not self.usable or in_stateless_scope() or in_symbolic_scope():
             return None
-        if keras.distribution.distribution() is not None or keras_backend.get_autocast_scope() is not None:
+        if keras.distribution.distribution() is not None:
             return None
+        outer = keras_backend.get_autocast_scope()  # GraphModel.__call__'s, under a mixed policy
+        autocast = (outer,) if outer is not None or self.mixed else None
         values: list = [None] * self.n_slots
         for slot, tensor in zip(self.input_slots, inputs):
             if not isinstance(tensor, torch.Tensor) or keras_backend.get_keras_mask(tensor) is not None:
@@ -280,7 +327,7 @@ class GraphPlan:
             if step.kind == "alias" or id(step) in folded:  # a ReLU or batch norm applied by the step before
                 values[step.outputs[0]] = values[step.inputs[0]]
             else:
-                outputs = self._execute(step, values, training, folded)
+                outputs = self._execute(step, values, training, folded, autocast)
                 if len(step.outputs) == 1:
                     values[step.outputs[0]] = outputs
                 else:
@@ -294,31 +341,36 @@ class GraphPlan:
             self._align_optimizer()  # after the forward pass: it chooses the kernels' storage
         return [values[slot] for slot in self.output_slots]
 
-    def _execute(self, step: _Step, values: list, training, folded: set[int]):
+    def _execute(self, step: _Step, values: list, training, folded: set[int], autocast: tuple | None):
         args, kwargs = step.arguments(values)
         if step.kind == "unpool":
             unpooled, indices = args[0]
             if isinstance(indices, _PlaneIndices):
                 return torch_max_unpool_plane(unpooled, indices.tensor, step.layer.pool_size)
-        if step.kind == "keras" or not step.dtypes_match(args, kwargs):
+        prepared = step.prepare(args, kwargs) if step.kind != "keras" else None
+        if prepared is None:
             outputs = step.call_keras(args, kwargs, training)
-        elif step.kind == "conv" and args[0].ndim == 4:
+            return torch.relu(outputs) if step.relu else outputs  # a ReLU fused into this step: applied here
+        if step.kind == "conv" and prepared[0].ndim == 4:
             fold = None
             if step.fold is not None and not torch.is_grad_enabled():
                 norm = step.fold.layer
-                if not (training and norm.trainable) and _fast_path_applies(norm, args[0], None):
+                if not (training and norm.trainable) and _fast_path_applies(norm, prepared[0], None):
                     fold = norm
                     folded.add(id(step.fold))
-            return _conv2d(step.layer, args[0], fold, relu=step.relu or (fold is not None and step.fold.relu))
-        elif step.kind == "batch_norm" and _fast_path_applies(step.layer, args[0], None):
-            return torch_batch_norm(step.layer, args[0], training, relu=step.relu)
-        elif step.kind == "argmax_pool" and _torch_fast_path(args[0]):
-            pooled, plane_indices = torch_max_pool_plane(args[0], step.layer.pool_size)
+            return _conv2d(step.layer, prepared[0], fold, relu=step.relu or (fold is not None and step.fold.relu))
+        if step.kind == "batch_norm" and _fast_path_applies(step.layer, prepared[0], None):
+            return torch_batch_norm(step.layer, prepared[0], training, relu=step.relu)
+        if step.kind == "argmax_pool" and _torch_fast_path(prepared[0]):
+            pooled, plane_indices = torch_max_pool_plane(prepared[0], step.layer.pool_size)
             return [pooled, _PlaneIndices(plane_indices)]
+        scope = _KEEP if autocast is None else _autocast_for(step.layer, autocast[0])
+        if scope is _KEEP:
+            outputs = step.call_direct(prepared, kwargs, training)
         else:
-            outputs = step.call_direct(args, kwargs, training)
-        # a fused ReLU that no fast kernel took: applied out of place
-        return torch.relu(outputs) if step.relu else outputs
+            with keras_backend.AutocastScope(scope):
+                outputs = step.call_direct(prepared, kwargs, training)
+        return torch.relu(outputs) if step.relu else outputs  # a fused ReLU that no fast kernel took
 
 
 #: how many kernels the plans have moved so far (a new move makes optimizers align their slots again)
@@ -336,9 +388,9 @@ def _kernel_in(layer: keras.layers.Conv2D, inputs):
     the optimizer do not see).
     """
     kernel = layer.kernel
-    if layer.lora_enabled or not isinstance(getattr(kernel, "value", None), torch.nn.Parameter):
-        return getattr(kernel, "value", kernel).permute(3, 2, 0, 1)  # as Keras passes it
-    parameter = kernel.value
+    parameter = _raw_value(kernel) if hasattr(kernel, "value") else kernel  # its own dtype: the caller casts
+    if layer.lora_enabled or not isinstance(parameter, torch.nn.Parameter):
+        return parameter.permute(3, 2, 0, 1)  # as Keras passes it
     view = parameter.permute(3, 2, 0, 1)
     if view.is_contiguous(memory_format=torch.channels_last):
         return view
@@ -384,19 +436,26 @@ def align_optimizer_slots(model: keras.Model, optimizer) -> int:
 
 
 def _conv2d(layer: keras.layers.Conv2D, inputs, fold: BatchNormalization | None = None, relu: bool = False):
-    """``layer(inputs)`` for a channels-last float32 Conv2D, optionally followed by the batch norm
-    ``fold`` in inference (folded into kernel and bias) and a ReLU (in place)."""
+    """``layer(inputs)`` for a channels-last Conv2D, optionally followed by the batch norm ``fold`` in
+    inference (folded into kernel and bias) and a ReLU (in place).
+
+    ``inputs`` are in the layer's compute dtype; under mixed precision the float32 kernel and bias
+    are cast to it, as Keras' autocast does (the fold is computed in float32, then cast)."""
     tensor = inputs.permute(0, 3, 1, 2)  # a view: NHWC memory read as channels-last NCHW
     if not tensor.is_contiguous(memory_format=torch.channels_last):
         tensor = relayout(tensor, torch.channels_last)  # e.g. a cropped or sliced input
     kernel = _kernel_in(layer, inputs)
-    bias = layer.bias.value if layer.use_bias else None
+    bias = _raw_value(layer.bias) if layer.use_bias else None
     if fold is not None:  # gradient-free: written straight into the layout oneDNN reads (no reorder copy)
         scale, shift = torch_inference_affine(fold)
         kernel = torch.mul(kernel, scale.view(-1, 1, 1, 1),
                            out=torch.empty(kernel.shape, dtype=kernel.dtype, device=kernel.device,
-                                                 memory_format=torch.channels_last))
+                                           memory_format=torch.channels_last))
         bias = shift if bias is None else torch.addcmul(shift, bias, scale)
+    if kernel.dtype != inputs.dtype:  # mixed precision (the cast keeps the channels-last storage)
+        kernel = kernel.to(inputs.dtype)
+    if bias is not None and bias.dtype != inputs.dtype:
+        bias = bias.to(inputs.dtype)
     padding: Any = 0
     if layer.padding == "same":
         pads = [_same_padding(tensor.shape[2 + axis], layer.kernel_size[axis], layer.strides[axis],

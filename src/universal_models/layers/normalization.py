@@ -8,8 +8,11 @@ the CPU that costs as much as the convolutions of a small U-Net (measured in
 for the whole thing, which also works directly on the channels-last tensors
 Keras uses. :class:`BatchNormalization` is Keras' layer with the same
 arguments, weights, update rule and saved form; on the torch backend it calls
-that kernel, elsewhere (and for masked or non-float32 inputs) it is Keras'
-layer unchanged.
+that kernel, elsewhere (and for masked inputs) it is Keras' layer unchanged.
+Under mixed precision (``mixed_bfloat16``, ``mixed_float16``) the inputs are
+half precision and, as in Keras' layer, the statistics, weights and arithmetic
+stay float32 (PyTorch's kernel takes half-precision inputs with float32
+weights and computes in float32); the output is in the layer's compute dtype.
 """
 
 from __future__ import annotations
@@ -19,13 +22,18 @@ import keras
 from .fast_paths import fast_paths_enabled
 
 
+_FAST_DTYPES = ("float32", "bfloat16", "float16")
+
+
 def _fast_path_applies(layer: keras.layers.BatchNormalization, inputs, mask) -> bool:
     if keras.config.backend() != "torch" or mask is not None or layer.synchronized or not fast_paths_enabled():
         return False
     rank = len(inputs.shape)
     if rank < 2 or layer.axis not in (-1, rank - 1):
         return False
-    if str(getattr(inputs, "dtype", "")) != "torch.float32" or layer.compute_dtype != "float32":
+    # float32, or a mixed-precision layer's float16/bfloat16 (statistics and weights stay float32)
+    dtype = str(getattr(inputs, "dtype", "")).replace("torch.", "")
+    if dtype not in _FAST_DTYPES or dtype != layer.compute_dtype or layer.variable_dtype != "float32":
         return False
     return inputs.numel() > inputs.shape[-1]  # PyTorch needs more than one value per channel
 
@@ -41,8 +49,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
     biased batch variance, ``moving = moving * momentum + batch * (1 -
     momentum)``), so the two are interchangeable and give the same numbers to
     float32 rounding (tested in ``tests/test_performance_paths.py``). On the
-    torch backend, unmasked float32 inputs normalised over the last axis go
-    through ``torch.nn.functional.batch_norm`` on a channels-last view of the
+    torch backend, unmasked inputs (float32, or float16/bfloat16 under a mixed
+    policy) normalised over the last axis go through ``torch.nn.functional.batch_norm`` on a channels-last view of the
     tensor (no copy) in training, and inference is one fused multiply-add per
     value with the per-channel scale and shift; everything else uses Keras'
     implementation.
@@ -88,9 +96,12 @@ def torch_batch_norm(layer: keras.layers.BatchNormalization, inputs, training, r
 
     if not (training and layer.trainable):
         # Inference is an affine map per channel: one multiply-add pass over the
-        # channels-last tensor, about twice as fast there as batch_norm's kernel.
+        # channels-last tensor, about twice as fast there as batch_norm's kernel
+        # (in float32, as Keras computes it, then in the inputs' dtype).
         scale, shift = torch_inference_affine(layer)
         outputs = torch.addcmul(shift, inputs, scale)
+        if outputs.dtype != inputs.dtype:
+            outputs = outputs.to(inputs.dtype)
         return outputs.relu_() if relu else outputs
     rank = inputs.ndim
     to_channels_first = (0, rank - 1) + tuple(range(1, rank - 1))
@@ -101,8 +112,9 @@ def torch_batch_norm(layer: keras.layers.BatchNormalization, inputs, training, r
     # momentum=1 makes the "running" buffers receive this batch's mean
     # and unbiased variance; Keras' update uses the biased variance.
     channels = inputs.shape[-1]
-    batch_mean = torch.zeros(channels, dtype=inputs.dtype, device=inputs.device)
-    batch_variance = torch.zeros(channels, dtype=inputs.dtype, device=inputs.device)
+    statistics = layer.moving_mean.value  # float32 also for half-precision inputs
+    batch_mean = torch.zeros(channels, dtype=statistics.dtype, device=statistics.device)
+    batch_variance = torch.zeros(channels, dtype=statistics.dtype, device=statistics.device)
     outputs = functional.batch_norm(tensor, batch_mean, batch_variance, gamma, beta, True, 1.0, layer.epsilon)
     count = inputs.numel() // channels
     if count > 1:
