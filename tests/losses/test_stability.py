@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from universal_models import losses as L
+from universal_models import metrics as um_metrics
 
 from .autodiff import value_and_gradient
 from .cases import BINARY_ONLY, BOUNDED, LOSS_FACTORIES
@@ -112,3 +113,33 @@ def test_property_finite_bounded_and_label_form_invariant(inputs):
         channels = logits.shape[-1]
         one_hot = labels[..., None] if channels == 1 else np.eye(channels)[labels]
         assert float(loss(one_hot, logits)) == pytest.approx(value, rel=1e-5, abs=1e-6)
+
+
+#: unit roundoff of the half-precision dtypes
+HALF_ROUNDOFF = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF_ROUNDOFF))
+def test_half_precision_losses_and_metrics_sum_in_float32(dtype):
+    """A loss or metric asked for float16/bfloat16 sums over the batch's pixels in float32: 2 x 192 x 192
+    pixels are more than float16 can count (65,504), where Dice gave NaN, cross-entropy 0 and IoU 0.
+    The value equals the float32 loss of the same (rounded) inputs to a couple of units of the precision."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (2, 192, 192)).astype("int32")
+    probabilities = rng.random((2, 192, 192, 3)).astype("float32")
+    probabilities = np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.cast(
+        probabilities / probabilities.sum(-1, keepdims=True), dtype), "float32")))  # the half-precision values
+    half = keras.ops.cast(probabilities, dtype)
+    tolerance = 2 * HALF_ROUNDOFF[dtype]
+    for name, factory in LOSS_FACTORIES.items():
+        if name in BINARY_ONLY or name == "hausdorff_dt":  # (its distance maps need height^3 floats per image)
+            continue
+        expected = float(factory()(labels, probabilities))
+        value = float(keras.ops.convert_to_numpy(keras.ops.cast(factory(dtype=dtype)(labels, half), "float32")))
+        assert value == pytest.approx(expected, rel=tolerance, abs=tolerance), (name, dtype, value, expected)
+    for metric in (um_metrics.IoU(3), um_metrics.DiceCoefficient(3), um_metrics.PixelAccuracy()):
+        expected = float(keras.ops.convert_to_numpy(metric(labels, probabilities)))
+        half_metric = type(metric)(**{**metric.get_config(), "dtype": dtype})
+        half_metric.update_state(labels, half)
+        value = float(keras.ops.convert_to_numpy(keras.ops.cast(half_metric.result(), "float32")))
+        assert value == pytest.approx(expected, rel=tolerance), (metric.name, dtype, value, expected)

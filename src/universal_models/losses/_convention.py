@@ -36,6 +36,21 @@ from keras import ops
 EPSILON = 1e-7
 
 
+def accumulation_dtype(dtype: str) -> str:
+    """The dtype losses and metrics compute in when asked for ``dtype``: float32 for float16 and bfloat16.
+
+    A region loss sums over every pixel of a batch; in float16 a sum of more than 65,504 pixels is
+    ``inf`` and Dice's ``inf / inf`` is NaN, and in bfloat16 (8 significant bits) sums of counts stop
+    growing past 256. Inputs may be half precision (a mixed-precision model's outputs); the sums,
+    ratios and counts are float32, and only the result is cast back to ``dtype``.
+
+    Example:
+        >>> accumulation_dtype("float16"), accumulation_dtype("float64")
+        ('float32', 'float64')
+    """
+    return "float32" if dtype in ("float16", "bfloat16") else dtype
+
+
 def validate_class_weights(class_weights: Sequence[float] | None) -> tuple[float, ...] | None:
     """Check per-class weights and normalise them to sum to 1.
 
@@ -317,6 +332,7 @@ def standardize(y_true, y_pred, *, from_logits: bool = False, ignore_index: int 
 
 __all__ = [
     "EPSILON",
+    "accumulation_dtype",
     "SegmentationInputs",
     "image_axes",
     "reduce_pixels",

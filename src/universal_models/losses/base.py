@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import keras
 
-from ._convention import SegmentationInputs, standardize, validate_class_weights, validate_options
+from ._convention import SegmentationInputs, accumulation_dtype, standardize, validate_class_weights, validate_options
 
 
 def check_number(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
@@ -55,7 +55,9 @@ class SegmentationLoss(keras.losses.Loss):
             average, instead of pooling the statistics of the whole batch.
             The loss then returns one value per image before Keras' reduction,
             so ``sample_weight`` weights images.
-        name, reduction, dtype: as in ``keras.losses.Loss``.
+        name, reduction, dtype: as in ``keras.losses.Loss``; with ``dtype`` float16 or bfloat16 the
+            loss is still computed in float32 (pixel sums overflow or stall in half precision) and
+            only its value is cast to ``dtype``.
 
     Raises:
         ValueError: on a bad option here; on shapes that fit the convention
@@ -73,8 +75,9 @@ class SegmentationLoss(keras.losses.Loss):
         self.per_image = bool(per_image)
 
     def call(self, y_true, y_pred):
-        inputs = standardize(
-            y_true, y_pred, from_logits=self.from_logits, ignore_index=self.ignore_index, dtype=self.dtype
+        inputs = standardize(  # float32 sums also for a half-precision dtype (see accumulation_dtype)
+            y_true, y_pred, from_logits=self.from_logits, ignore_index=self.ignore_index,
+            dtype=accumulation_dtype(self.dtype),
         )
         return self.compute(inputs)
 

@@ -25,6 +25,7 @@ from keras import ops
 
 from ..losses._convention import (
     SegmentationInputs,
+    accumulation_dtype,
     reduce_pixels,
     safe_ratio,
     standardize,
@@ -59,7 +60,9 @@ class ConfusionMetric(keras.metrics.Metric):
             probability exceeds this (0 < threshold < 1).
         average: ``"macro"`` for the (weighted) mean over classes, ``None``
             for a vector of per-class scores (absent classes report 1).
-        name, dtype: as in ``keras.metrics.Metric``.
+        name, dtype: as in ``keras.metrics.Metric``; for float16 or bfloat16 the counts are kept
+            in float32 (half-precision counts stop being exact at 2,048 or 256 pixels) and only the
+            result is in ``dtype``.
 
     Raises:
         ValueError: on bad options; when updated, on inputs that do not fit
@@ -105,7 +108,7 @@ class ConfusionMetric(keras.metrics.Metric):
         scored = self._scored_count(channels)
 
         def zeros(name, size):
-            return self.add_variable(shape=(size,), initializer="zeros", dtype=self.dtype, name=name)
+            return self.add_variable(shape=(size,), initializer="zeros", dtype=self._counting_dtype, name=name)
 
         self.true_positives = zeros("true_positives", classes)
         self.false_positives = zeros("false_positives", classes)
@@ -130,18 +133,18 @@ class ConfusionMetric(keras.metrics.Metric):
     def _hard(self, inputs: SegmentationInputs):
         """``(prediction, truth)`` as 0/1 class maps ``(..., max(C, 2))``."""
         if inputs.binary:
-            foreground = ops.cast(inputs.probabilities() > self.threshold, self.dtype)
-            truth = ops.cast(inputs.target >= 0.5, self.dtype)
+            foreground = ops.cast(inputs.probabilities() > self.threshold, self._counting_dtype)
+            truth = ops.cast(inputs.target >= 0.5, self._counting_dtype)
             return (ops.concatenate([1.0 - foreground, foreground], axis=-1),
                     ops.concatenate([1.0 - truth, truth], axis=-1))
         classes = ops.arange(inputs.channels, dtype="int32")
         winner = ops.expand_dims(ops.cast(ops.argmax(inputs.y_pred, axis=-1), "int32"), -1)
-        return ops.cast(ops.equal(winner, classes), self.dtype), inputs.target
+        return ops.cast(ops.equal(winner, classes), self._counting_dtype), inputs.target
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add a batch. ``sample_weight`` may weigh images ``(batch,)`` or pixels ``(batch, height, width)``."""
         inputs = standardize(y_true, y_pred, from_logits=self.from_logits, ignore_index=self.ignore_index,
-                             dtype=self.dtype)
+                             dtype=self._counting_dtype)
         if not self._built:
             self._build(inputs.channels)
         if inputs.channels != self.n_classes:
@@ -151,7 +154,7 @@ class ConfusionMetric(keras.metrics.Metric):
             )
         weights = inputs.valid
         if sample_weight is not None:
-            sample_weight = ops.convert_to_tensor(sample_weight, dtype=self.dtype)
+            sample_weight = ops.convert_to_tensor(sample_weight, dtype=self._counting_dtype)
             while len(sample_weight.shape) < len(weights.shape):
                 sample_weight = ops.expand_dims(sample_weight, -1)
             weights = weights * sample_weight
@@ -181,7 +184,7 @@ class ConfusionMetric(keras.metrics.Metric):
             true_positives, false_positives, false_negatives = (
                 count[..., 1:] for count in (true_positives, false_positives, false_negatives)
             )
-        present = ops.cast(true_positives + false_positives + false_negatives > 0, self.dtype)
+        present = ops.cast(true_positives + false_positives + false_negatives > 0, self._counting_dtype)
         return self.scores(true_positives, false_positives, false_negatives), present
 
     def _combine(self, scores, present):
@@ -194,13 +197,19 @@ class ConfusionMetric(keras.metrics.Metric):
         if not self._built:
             return ops.convert_to_tensor(0.0, dtype=self.dtype)
         if self.per_image:
-            present = ops.cast(self.image_count > 0, self.dtype)
+            present = ops.cast(self.image_count > 0, self._counting_dtype)
             scores = safe_ratio(self.score_sum, self.image_count, empty_value=1.0)
         else:
             scores, present = self._scores_and_presence(
                 self.true_positives, self.false_positives, self.false_negatives
             )
-        return self._combine(scores, present)
+        return ops.cast(self._combine(scores, present), self.dtype)
+
+    @property
+    def _counting_dtype(self) -> str:
+        """Counts and scores in float32 also for a half-precision ``dtype`` (float16 counts are exact only
+        to 2,048, bfloat16 ones to 256); only :meth:`result` is in ``dtype``."""
+        return accumulation_dtype(self.dtype)
 
     def get_config(self):
         return {
@@ -312,14 +321,14 @@ class PixelAccuracy(ConfusionMetric):
         super().__init__(n_classes, name=name, **kwargs)
 
     def scores(self, true_positives, false_positives, false_negatives):
-        weights = ops.convert_to_tensor(self._weights(), dtype=self.dtype)
+        weights = ops.convert_to_tensor(self._weights(), dtype=self._counting_dtype)
         correct = ops.sum(weights * true_positives, axis=-1, keepdims=True)
         counted = ops.sum(weights * (true_positives + false_negatives), axis=-1, keepdims=True)
         return safe_ratio(correct, counted)
 
     def _scores_and_presence(self, true_positives, false_positives, false_negatives):
         counted = ops.sum(true_positives + false_negatives, axis=-1, keepdims=True)
-        return self.scores(true_positives, false_positives, false_negatives), ops.cast(counted > 0, self.dtype)
+        return self.scores(true_positives, false_positives, false_negatives), ops.cast(counted > 0, self._counting_dtype)
 
     def _combine(self, scores, present):
         return scores[0]
