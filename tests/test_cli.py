@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from universal_models.cli import build_parser, main
+from universal_models.cli import _train_config, build_parser, main
 
 from tests.data.folders import write_folder
 
@@ -166,7 +166,7 @@ def test_demo_quick(tmp_path, capsys):
 @pytest.mark.parametrize("arguments", [
     [], ["train", "--epochs", "0"], ["train", "--patch-size", "12x"], ["train", "--option", "nokey"],
     ["predict", "model.keras"], ["export", "m.keras", "--format", "tflite", "--output", "x"], ["frobnicate"],
-    ["train", "--val-split", "0"],
+    ["train", "--val-split", "0"], ["train", "--precision", "mixed_float16"],
 ])
 def test_usage_errors_exit_with_2(arguments, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -245,3 +245,5 @@ def test_parser_reads_sizes_options_and_splits():
                                       "upsampling=bilinear", "--option", "batch_norm=false", "--val-split", "5"])
     assert args.patch_size == [48, 64] and args.val_split == 5
     assert dict(args.option) == {"dropout": 0.5, "upsampling": "bilinear", "batch_norm": False}
+    assert args.precision == "float32"
+    assert _train_config(build_parser().parse_args(["train", "--precision", "bfloat16"])).precision == "bfloat16"

@@ -26,6 +26,8 @@ from universal_models.training import (
     train,
 )
 
+from tests.helpers import to_numpy
+
 TINY = dict(model="testnet", model_options={"base_filters": 4}, data="shapes", n_samples=20, image_size=32,
             patch_size=32, batch_size=8, val_split=4, steps_per_epoch=2, rotation=10.0, seed=5,
             loss="sparse_categorical_crossentropy")
@@ -36,7 +38,7 @@ def _config(tmp_path, name="run", **changes) -> TrainConfig:
 
 
 def _weights(model) -> list[np.ndarray]:
-    return [np.asarray(keras.ops.convert_to_numpy(weight)) for weight in model.weights]
+    return [to_numpy(weight) for weight in model.weights]
 
 
 @pytest.mark.pipeline
@@ -72,6 +74,28 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
     assert [row["loss"] for row in resumed.history] == [row["loss"] for row in straight.history]
     rows = list(csv.DictReader((tmp_path / "resumed" / "log.csv").open()))
     assert [row["epoch"] for row in rows] == ["0", "1", "2"]  # appended, no duplicate rows
+
+
+@pytest.mark.parametrize("precision", [
+    "bfloat16",
+    # float16 trains on JAX and TensorFlow CPUs too (tried by hand); on torch only here, for the suite's time
+    pytest.param("float16", marks=pytest.mark.skipif(keras.config.backend() != "torch", reason="suite time")),
+])
+def test_mixed_precision_run_is_saved_and_resumes_exactly(tmp_path, precision):
+    """``precision`` trains under Keras' mixed policy (float16 with loss scaling), is saved in config.json,
+    and a resumed run (given no precision: the saved one applies) ends with the uninterrupted run's weights."""
+    straight = train(_config(tmp_path, "straight", epochs=2, precision=precision), verbose=0, evaluate=False)
+    assert keras.config.dtype_policy().name == "float32"  # the run's policy does not outlive it
+    train(_config(tmp_path, "resumed", epochs=1, precision=precision), verbose=0, evaluate=False)
+    resumed = train(_config(tmp_path, "resumed", epochs=2), resume=True, verbose=0, evaluate=False)
+    assert json.loads((tmp_path / "resumed" / "config.json").read_text())["precision"] == precision
+    for result in (straight, resumed):
+        assert result.model.get_layer("encoder1_1_conv").dtype_policy.name == f"mixed_{precision}"
+        assert (type(result.model.optimizer).__name__ == "LossScaleOptimizer") is (precision == "float16")
+    for expected, found in zip(_weights(straight.model), _weights(resumed.model)):
+        assert found.dtype == np.float32  # weights stay float32
+        np.testing.assert_array_equal(found, expected)
+    assert [row["loss"] for row in resumed.history] == [row["loss"] for row in straight.history]
 
 
 @pytest.mark.backend_independent
@@ -112,6 +136,7 @@ def test_run_folder_rules(tmp_path):
     (dict(data="/no/such/folder"), "neither a folder nor a generated dataset"),
     (dict(patch_size=[0]), "patch_size"),
     (dict(optimizer="adamax"), "optimizer must be"),
+    (dict(precision="mixed_bfloat16"), "precision must be one of"),
 ])
 def test_bad_settings(tmp_path, changes, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):

@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "hosts after keras.distribution.initialize; see docs/cli.md)")
     group.add_argument("--no-deterministic", dest="deterministic", action="store_false",
                        help="allow non-deterministic backend kernels")
+    group.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                       help="float32 (default), or mixed precision with Keras' mixed_bfloat16 / mixed_float16 "
+                            "policies (float16 with loss scaling); weights stay float32; saved with the run")
     group.add_argument("--workers", type=_positive_int, default=1, help="data-loading workers (threads)")
     group.add_argument("--use-multiprocessing", action="store_true", help="processes instead of threads")
     group.add_argument("--tile-size", type=_positive_int, help="final full-size evaluation: tile size")
@@ -326,7 +329,8 @@ def _train_config(args):
         flips=args.flips, rotation=args.rotation, brightness=args.brightness, contrast=args.contrast, seed=args.seed,
         monitor=args.monitor, time_limit=args.time_limit, workers=args.workers,
         use_multiprocessing=args.use_multiprocessing, tile_size=args.tile_size, overlap=args.overlap,
-        deterministic=args.deterministic, distributed=args.distributed, output=args.output,
+        deterministic=args.deterministic, precision=args.precision, distributed=args.distributed,
+        output=args.output,
     )
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -55,6 +56,8 @@ STATE_MEMBER = "universal_models_state.json"
 CONFIG_FILE = "config.json"
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
+#: ``--precision`` -> Keras dtype policy (weights stay float32 under the mixed ones; float16 adds loss scaling)
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 @dataclass
@@ -91,6 +94,11 @@ class TrainConfig:
         workers, use_multiprocessing: data loading parallelism.
         tile_size, overlap: full-size validation inference at the end.
         deterministic: ask the backend for deterministic kernels.
+        precision: ``"float32"``, or mixed precision with Keras' policies:
+            ``"bfloat16"`` (``mixed_bfloat16``) or ``"float16"`` (``mixed_float16``,
+            with loss scaling); weights, optimizer state, batch-norm statistics
+            and the output softmax stay float32. Saved with the run, so
+            ``--resume`` trains on in the same precision.
         distributed: data-parallel training over every visible device with
             ``keras.distribution.DataParallel`` (JAX backend only; the batch is
             split over the devices; see :mod:`universal_models.distributed`).
@@ -132,6 +140,7 @@ class TrainConfig:
     tile_size: int | None = None
     overlap: int | None = None
     deterministic: bool = True
+    precision: str = "float32"
     distributed: bool = False
     output: str = "runs/latest"
 
@@ -167,6 +176,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}.")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}.")
         if self.weight_decay < 0:
@@ -652,6 +663,21 @@ def _prepare_folder(config: TrainConfig, resume: bool, overwrite: bool) -> tuple
     return folder, config
 
 
+def _restores_dtype_policy(function):
+    """Run ``function`` and set Keras' global dtype policy back to what it was, whatever happens."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        previous = keras.config.dtype_policy()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    return wrapper
+
+
+@_restores_dtype_policy
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, verbose: int | str = "auto",
           evaluate: bool = True) -> TrainResult:
     """Train a model as configured; write checkpoints, log, plots and scores.
@@ -679,6 +705,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     folder, config = _prepare_folder(config, resume, overwrite)
     config.validate()
     seed_everything(config.seed, config.deterministic)
+    keras.config.set_dtype_policy(PRECISIONS[config.precision])  # models are built and loaded under it
     if config.distributed:
         from .distributed import data_parallel
 
