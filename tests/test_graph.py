@@ -176,6 +176,28 @@ def test_plan_matches_keras_runner_under_mixed_precision(name, policy):
 
 
 @torch_only
+def test_jit_compile_on_torch_trains_eagerly_with_the_same_numbers():
+    """compile(jit_compile=True) works on torch: the model trains and predicts through its eager plan
+    (torch.compile of Keras' step does not, see GraphModel.compile), with jit_compile=False's numbers."""
+    images = np.random.default_rng(9).normal(size=(4, 32, 32, 2)).astype("float32")
+    labels = np.random.default_rng(10).integers(0, 3, (4, 32, 32)).astype("int32")
+    losses, predictions = [], []
+    for jit_compile in (True, False):
+        keras.utils.set_random_seed(4)
+        model, _, _ = um.get_model("testnet", 32, 32, 2, 3, base_filters=4)
+        if jit_compile:
+            with pytest.warns(UserWarning, match="eagerly through its plan"):
+                model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=True)
+            assert model.jit_compile is False
+        else:
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=False)
+        losses.append([float(model.train_on_batch(images, labels)) for _ in range(2)])
+        predictions.append(model.predict_on_batch(images))
+    assert losses[0] == losses[1]
+    np.testing.assert_array_equal(predictions[0], predictions[1])
+
+
+@torch_only
 def test_plan_fuses_every_conv_bn_relu_block():
     from universal_models._torch_graph import GraphPlan
 

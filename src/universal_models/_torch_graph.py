@@ -5,7 +5,8 @@ calls in Keras' order, which tensors each call releases (its inputs that no
 later call reads and that are not model outputs), and, per call, the cheapest
 way to run it that gives Keras' result:
 
-- ``conv``: a ``keras.layers.Conv2D`` (channels-last, float32) calls
+- ``conv``: a ``keras.layers.Conv2D`` (channels-last; float32, or float16/bfloat16 under a mixed
+  policy, its float32 kernel and bias cast to that dtype as Keras' autocast casts them) calls
   ``torch.nn.functional.conv2d`` on the channels-last view, the call Keras'
   torch backend makes, with the bias added by the convolution itself and the
   kernel stored in the layout oneDNN reads (moved there at the first call;
@@ -15,24 +16,30 @@ way to run it that gives Keras' result:
   running in inference and no gradient is recorded (``predict``,
   ``evaluate``, ``torch.no_grad``), the batch norm is folded into the
   convolution's kernel and bias (and a ReLU that follows is applied in place).
-- ``batch_norm``: the library's batch norm through its fused kernel; a ReLU
-  that is its only consumer is applied in place on its output.
+- ``batch_norm``: the library's batch norm through its fused kernel (half-precision
+  inputs under a mixed policy, float32 statistics and arithmetic, as in Keras' layer); a
+  ReLU that is its only consumer is applied in place on its output.
 - ``alias``: that ReLU, already applied.
 - ``argmax_pool`` / ``unpool``: SegNet's pooling with indices and the
   unpooling layers that read those indices, and nothing else does: the
   indices pass between them in PyTorch's own form (plane-wide), without the
   conversion to the layers' window-local form and back.
 - ``direct``: any other layer, through its ``call`` with the training flag,
-  without Keras' ``Layer.__call__`` bookkeeping (input conversion, masks, name
-  and autocast scopes), none of which does anything for built float32 layers
-  without masks or regularisers.
-- ``keras``: everything else (nested models, masking layers, mixed precision,
-  activity regularisers, a run-time dtype the plan does not expect), through
+  without Keras' ``Layer.__call__`` bookkeeping (masks, name scopes, input
+  specs), none of which does anything for built layers without masks or
+  regularisers; what it does that matters is done here: floating inputs cast
+  to the layer's input dtype, and under mixed precision the call made inside
+  the autocast scope ``Layer.__call__`` would open (:func:`_autocast_for`).
+- ``keras``: everything else (nested models, masking layers, activity
+  regularisers, inputs the plan cannot prepare as Keras would), through
   ``Layer.__call__`` exactly as Keras' own runner calls it.
 
 A run returns ``None`` (and :class:`GraphModel` falls back to Keras' runner)
 when an input is not a torch tensor or carries a Keras mask, inside a
-stateless, symbolic or autocast scope, or under a distribution.
+stateless or symbolic scope, or under a distribution. Mixed-precision models
+(``mixed_bfloat16``, ``mixed_float16``) run through the plan, with the results
+of Keras' runner to that precision (``tests/test_graph.py``). Every tensor the
+plan makes takes the device of the tensors it meets (``tests/device_guard.py``).
 """
 
 from __future__ import annotations

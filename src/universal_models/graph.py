@@ -18,14 +18,15 @@ norm and ReLU as two passes over memory where PyTorch users write one
 in-place ReLU. :class:`GraphModel` runs the same graph through a plan made
 once per model (:mod:`universal_models._torch_graph`): each intermediate is
 released after its last use, layers are called without Keras' per-call
-bookkeeping when nothing it does applies (float32, built, no masks, no mixed
-precision), 2-D convolutions call PyTorch directly with their kernels stored
+bookkeeping when nothing it does applies (built, no masks; under mixed precision
+with the casts and autocast scopes Keras would apply), 2-D convolutions call PyTorch directly with their kernels stored
 in the layout PyTorch's channels-last convolution reads (Keras' own layout
 would be transposed at every call and every gradient), a batch norm followed by
 its only consumer, a ReLU, applies the ReLU in place, and in gradient-free inference a
 batch norm that follows a convolution is folded into that convolution's
 weights. The outputs, gradients and moving statistics are those of Keras'
-runner to float32 rounding (``tests/test_graph.py``); ``use_fast_paths(False)``
+runner to float32 rounding, and to half-precision rounding under ``mixed_bfloat16`` /
+``mixed_float16`` (``tests/test_graph.py``); ``use_fast_paths(False)``
 or ``UNIVERSAL_MODELS_FAST_PATHS=0`` switches the plan off.
 """
 
@@ -55,6 +56,29 @@ class GraphModel(keras.Model):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._torch_plan = None
+
+    def compile(self, *args, **kwargs):
+        """``keras.Model.compile``; on torch, ``jit_compile=True`` trains and predicts eagerly through the plan.
+
+        Keras' ``jit_compile=True`` on torch wraps the whole training step in ``torch.compile``. With
+        Keras 3.13 and torch 2.13, every layer call breaks the traced graph (Keras' ``tree`` utilities),
+        each convolution's frame is recompiled until torch turns its shapes symbolic, and inductor then
+        fails on the channels-last strides ("cannot determine truth value of Relational"), through
+        Keras' own runner as through the plan. With symbolic shapes switched off it runs, but a
+        TestNet's first step took 258 s and later steps were twice as slow as eager ones
+        (``benchmarks/README.md``, "torch.compile"). So a GraphModel compiled with
+        ``jit_compile=True`` on torch says so in a warning and runs its eager plan: same numbers,
+        no compile time. On JAX and TensorFlow ``jit_compile`` is Keras' own (XLA).
+        """
+        super().compile(*args, **kwargs)
+        if keras.config.backend() == "torch" and self.jit_compile is True:
+            import warnings
+
+            warnings.warn(
+                "jit_compile=True: on the torch backend this GraphModel trains and predicts eagerly through its "
+                "plan; torch.compile of Keras' training step fails or is slower here (see GraphModel.compile).",
+                UserWarning, stacklevel=2)
+            self.jit_compile = False
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         if mask is None and not kwargs and keras.config.backend() == "torch" and fast_paths_enabled():
