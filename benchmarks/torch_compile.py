@@ -41,7 +41,7 @@ with use_fast_paths(case != "compiled_keras_runner"):
     images = np.random.default_rng(0).normal(size=(8, 64, 64, 2)).astype("float32")
     labels = np.random.default_rng(1).integers(0, 3, (8, 64, 64)).astype("int32")
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.jit_compile = case != "eager"  # past GraphModel.compile's eager fallback
+    model._jit_compile = case != "eager"  # past GraphModel.jit_compile's eager fallback
     try:
         start = time.perf_counter()
         model.train_on_batch(images, labels)

@@ -178,7 +178,7 @@ def test_plan_matches_keras_runner_under_mixed_precision(name, policy):
 @torch_only
 def test_jit_compile_on_torch_trains_eagerly_with_the_same_numbers():
     """compile(jit_compile=True) works on torch: the model trains and predicts through its eager plan
-    (torch.compile of Keras' step does not, see GraphModel.compile), with jit_compile=False's numbers."""
+    (torch.compile of Keras' step does not, see GraphModel.jit_compile), with jit_compile=False's numbers."""
     images = np.random.default_rng(9).normal(size=(4, 32, 32, 2)).astype("float32")
     labels = np.random.default_rng(10).integers(0, 3, (4, 32, 32)).astype("int32")
     losses, predictions = [], []

@@ -57,28 +57,34 @@ class GraphModel(keras.Model):
         super().__init__(*args, **kwargs)
         self._torch_plan = None
 
-    def compile(self, *args, **kwargs):
-        """``keras.Model.compile``; on torch, ``jit_compile=True`` trains and predicts eagerly through the plan.
+    @property
+    def jit_compile(self):
+        """As ``keras.Model.jit_compile``; on torch, ``True`` is refused for the eager plan (with a warning).
 
         Keras' ``jit_compile=True`` on torch wraps the whole training step in ``torch.compile``. With
         Keras 3.13 and torch 2.13, every layer call breaks the traced graph (Keras' ``tree`` utilities),
         each convolution's frame is recompiled until torch turns its shapes symbolic, and inductor then
         fails on the channels-last strides ("cannot determine truth value of Relational"), through
         Keras' own runner as through the plan. With symbolic shapes switched off it runs, but a
-        TestNet's first step took 258 s and later steps were twice as slow as eager ones
-        (``benchmarks/README.md``, "torch.compile"). So a GraphModel compiled with
-        ``jit_compile=True`` on torch says so in a warning and runs its eager plan: same numbers,
-        no compile time. On JAX and TensorFlow ``jit_compile`` is Keras' own (XLA).
+        16-filter TestNet's first step took 490 s and later steps were 4.7 times slower than eager ones
+        (``benchmarks/README.md``, "torch.compile"). So ``compile(jit_compile=True)`` on torch says so
+        in a warning and the model trains and predicts through its eager plan: same numbers, no
+        compile time. (``compile`` itself is Keras': a model that overrides it is not compiled again
+        when loaded.) On JAX and TensorFlow ``jit_compile`` is Keras' own (XLA).
         """
-        super().compile(*args, **kwargs)
-        if keras.config.backend() == "torch" and self.jit_compile is True:
+        return keras.Model.jit_compile.fget(self)
+
+    @jit_compile.setter
+    def jit_compile(self, value):
+        if value is True and keras.config.backend() == "torch":
             import warnings
 
             warnings.warn(
                 "jit_compile=True: on the torch backend this GraphModel trains and predicts eagerly through its "
-                "plan; torch.compile of Keras' training step fails or is slower here (see GraphModel.compile).",
+                "plan; torch.compile of Keras' training step fails or is slower here (see GraphModel.jit_compile).",
                 UserWarning, stacklevel=2)
-            self.jit_compile = False
+            value = False
+        keras.Model.jit_compile.fset(self, value)
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         if mask is None and not kwargs and keras.config.backend() == "torch" and fast_paths_enabled():
