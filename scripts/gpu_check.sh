@@ -10,7 +10,7 @@
 # temporary folder. Each phase has a time limit (LIMIT_<PHASE> seconds, defaults below); PHASES="demo
 # jit_compile" runs only those phases (JIT_BACKENDS="torch": one backend), e.g. to try the script on a CPU.
 # Needs a Python with the GPU builds of torch and JAX (PYTHON, default python3). Without Keras it installs
-# the wheels carried in .whl/ (keras, namex, optree) into /tmp/site, offline.
+# the wheels carried in .whl/ (keras, namex, optree; scripts/gpu_wheels.sh fetches them) into /tmp/site, offline.
 # Usage: bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
