@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from ._validation import check_integer
 
 #: ONNX operator set used by default (supported by onnxruntime >= 1.17).
 DEFAULT_OPSET = 18
@@ -31,8 +32,7 @@ def _fixed_shape(model, input_shape: Sequence[int] | None, batch_size: int) -> t
     declared = model.input_shape
     if isinstance(declared, list):
         raise ValueError("export_onnx supports single-input models only.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    batch_size = check_integer("batch_size", batch_size)
     if input_shape is None:
         input_shape = declared[1:]
     input_shape = tuple(input_shape)
