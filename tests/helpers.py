@@ -74,3 +74,19 @@ def train_steps(model, inputs, targets, steps: int) -> list[float]:
         model.reset_metrics()
         losses.append(float(model.train_on_batch(inputs, targets)))
     return losses
+
+
+def assert_clear_error(case, error, problem, fix, tmp_path) -> None:
+    """``case(tmp_path)`` raises ``error`` whose message names every word of ``problem`` and one of ``fix``.
+
+    The check of the bad-input tables (``tests/test_bad_input.py``, ``tests/test_bad_data.py``).
+    """
+    import pytest
+
+    with pytest.raises(error) as raised:
+        case(tmp_path)
+    message = str(raised.value)
+    missing = [word for word in problem if word not in message]
+    assert not missing, f"message does not name the problem ({missing}): {message}"
+    # One of the fix words is enough where a case lists alternatives.
+    assert any(word in message for word in fix), f"message does not say what to do ({fix}): {message}"

@@ -245,3 +245,29 @@ def test_parser_reads_sizes_options_and_splits():
                                       "upsampling=bilinear", "--option", "batch_norm=false", "--val-split", "5"])
     assert args.patch_size == [48, 64] and args.val_split == 5
     assert dict(args.option) == {"dropout": 0.5, "upsampling": "bilinear", "batch_norm": False}
+
+
+@pytest.mark.backend_independent
+def test_parser_reads_channels_and_the_threshold_mask_mode():
+    from universal_models.cli import _train_config
+
+    args = build_parser().parse_args(["train", "--channels", "3", "--mask-mode", "threshold"])
+    config = _train_config(args)
+    assert (config.channels, config.mask_mode) == (3, "threshold")
+    assert build_parser().parse_args(["train"]).channels is None
+
+
+@pytest.mark.pipeline
+def test_train_chooses_the_channels_of_a_mixed_folder(tmp_path, capsys):
+    write_folder(tmp_path / "data", n=5, size=32, binary=True)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "data" / "images" / "1.png")
+    run = tmp_path / "run"
+    common = TRAIN + ["--data", str(tmp_path / "data"), "--val-split", "1", "--epochs", "1", "--output", str(run)]
+    assert main(common) == 2
+    assert "--channels 1" in capsys.readouterr().err
+    assert main(common + ["--channels", "3"]) == 0
+    assert json.loads((run / "config.json").read_text())["channels"] == 3
+    from universal_models import load_model
+
+    assert load_model(run / "best.keras").input_shape[-1] == 3
+    assert main(["evaluate", str(run / "best.keras"), "--data", str(tmp_path / "data"), "--tile-size", "32"]) == 0
