@@ -326,7 +326,8 @@ def _train_config(args):
     return TrainConfig(
         model=args.model, model_options=options, data=args.data or "shapes", images_dir=args.images_dir,
         masks_dir=args.masks_dir, val_data=args.val_data, val_split=args.val_split, n_classes=args.n_classes,
-        class_names=args.class_names, mask_mode=args.mask_mode, channels=args.channels, n_samples=args.n_samples, image_size=args.image_size, timesteps=args.timesteps,
+        class_names=args.class_names, mask_mode=args.mask_mode, channels=args.channels, n_samples=args.n_samples,
+        image_size=args.image_size, timesteps=args.timesteps,
         loss=args.loss or default_loss(), optimizer=args.optimizer, learning_rate=args.learning_rate,
         lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, epochs=args.epochs, batch_size=args.batch_size,
         patch_size=list(args.patch_size), steps_per_epoch=args.steps_per_epoch, augment=args.augment,
