@@ -286,15 +286,20 @@ def _check_labels(values, low: float, high: float, ignore_index: int | None, wha
     (:func:`_readable_now`); returns ``None`` then, else a scalar that is NaN
     when a label is outside the range.
     """
-    bad = ops.logical_or(ops.less(values, low), ops.greater(values, high))
-    if ignore_index is not None:
-        bad = ops.logical_and(bad, ops.not_equal(values, ops.cast(ignore_index, values.dtype)))
     if not _readable_now(values):
+        bad = ops.logical_or(ops.less(values, low), ops.greater(values, high))
+        if ignore_index is not None:
+            bad = ops.logical_and(bad, ops.not_equal(values, ops.cast(ignore_index, values.dtype)))
         return ops.where(ops.any(bad), float("nan"), 0.0)
-    bad = np.asarray(ops.convert_to_numpy(bad))
+    array = np.asarray(ops.convert_to_numpy(values))
+    if array.size == 0 or (array.min() >= low and array.max() <= high):  # the common case: two reductions
+        return None
+    bad = (array < low) | (array > high)
+    if ignore_index is not None:
+        bad &= array != ignore_index
     if not bad.any():
         return None
-    found = np.unique(np.asarray(ops.convert_to_numpy(values))[bad])
+    found = np.unique(array[bad])
     listed = ", ".join(f"{value:g}" for value in found[:8]) + (" ..." if found.size > 8 else "")
     raise ValueError(
         f"y_true holds {'values' if found.size > 1 else 'the value'} {listed} ({int(bad.sum())} pixel{'s' if bad.sum() > 1 else ''}) outside "
