@@ -74,3 +74,17 @@ def train_steps(model, inputs, targets, steps: int) -> list[float]:
         model.reset_metrics()
         losses.append(float(model.train_on_batch(inputs, targets)))
     return losses
+
+
+def onnx_export_available() -> bool:
+    """Whether this environment exports ONNX: the torch backend (>= the release the exporter needs) with
+    onnx, onnxscript and onnxruntime installed."""
+    import importlib.util
+
+    if keras.config.backend() != "torch":
+        return False
+    if not all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime")):
+        return False
+    from universal_models.export import ONNX_MIN_TORCH, _torch_release
+
+    return _torch_release() >= ONNX_MIN_TORCH

@@ -125,6 +125,17 @@ def _fixed_size_twin(model, shape: tuple[int, ...]):
     return twin
 
 
+#: the first torch release whose ONNX exporter traces Keras' layers (2.4.1 fails in torch.export with Keras 3.15;
+#: 2.6.0 passes the export tests; benchmarks/README.md, "Supported versions")
+ONNX_MIN_TORCH = (2, 6)
+
+
+def _torch_release() -> tuple[int, int]:
+    import torch
+
+    return tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+
+
 def _export_torch(model, sample: np.ndarray, path: Path, opset: int) -> None:
     """PyTorch's dynamo-based ONNX exporter, called directly.
 
@@ -136,6 +147,12 @@ def _export_torch(model, sample: np.ndarray, path: Path, opset: int) -> None:
 
     import torch
 
+    if _torch_release() < ONNX_MIN_TORCH:
+        raise ValueError(
+            f"ONNX export on the torch backend needs torch >= {'.'.join(map(str, ONNX_MIN_TORCH))}, found "
+            f"{torch.__version__} (PyTorch's exporter cannot trace Keras layers before that release). Upgrade "
+            "torch, or use the .keras model, which predicts on every backend."
+        )
     model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
