@@ -90,3 +90,17 @@ def assert_clear_error(case, error, problem, fix, tmp_path) -> None:
     assert not missing, f"message does not name the problem ({missing}): {message}"
     # One of the fix words is enough where a case lists alternatives.
     assert any(word in message for word in fix), f"message does not say what to do ({fix}): {message}"
+
+
+def onnx_export_available() -> bool:
+    """Whether this environment exports ONNX: the torch backend (>= the release the exporter needs) with
+    onnx, onnxscript and onnxruntime installed."""
+    import importlib.util
+
+    if keras.config.backend() != "torch":
+        return False
+    if not all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime")):
+        return False
+    from universal_models.export import ONNX_MIN_TORCH, _torch_release
+
+    return _torch_release() >= ONNX_MIN_TORCH
