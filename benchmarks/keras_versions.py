@@ -1,21 +1,22 @@
-"""Which Keras releases to support: speed against plain PyTorch, and a known crash.
+"""Which Keras releases to support: speed against plain PyTorch, and Keras' sparse cross-entropy on torch.
 
-For each virtual environment given (each with torch 2.13.0, one Keras release
-and this library installed with ``pip install -e . --no-deps``), runs
-``benchmarks/torch_reference.py`` in that environment (U-Net, 16 base filters,
-128 x 128 x 3, batch 16, one step per timed run: ours against the same network in plain PyTorch,
-interleaved in one process; categorical cross-entropy on one-hot labels so
-that every release can train) and checks whether
-``sparse_categorical_crossentropy`` trains a segmentation model on the torch
-backend (Keras 3.14 and 3.15 fail there). Prints a Markdown table.
+For each virtual environment given (each with torch 2.13.0, one Keras release and this library
+installed with ``pip install -e . --no-deps``), runs ``benchmarks/torch_reference.py`` in that
+environment (U-Net, 16 base filters, 128 x 128 x 3, batch 16 by default, one step per timed run:
+ours against the same network in plain PyTorch, interleaved in one process; categorical
+cross-entropy on one-hot labels, the same loss on every release) and checks whether
+``loss="sparse_categorical_crossentropy"`` trains a segmentation model on the torch backend, for
+one of the library's models and for a plain ``keras.Model`` of the same layers (Keras 3.14 and
+later fail in backward there; the library's models route around it: ``GraphModel.compute_loss``).
+Prints a Markdown table.
 
-    python benchmarks/keras_versions.py /work/venvs/torch /work/venvs/keras314 /work/venvs/keras315
+    python benchmarks/keras_versions.py /work/venvs/keras3.10.0 .venv-torch /work/venvs/keras3.14.1 ...
 
-The venvs used for the published table were made with::
+An environment per release::
 
-    python3 -m venv /work/venvs/keras314
-    /work/venvs/keras314/bin/pip install torch==2.13.0 keras==3.14.1 numpy pillow tifffile matplotlib
-    /work/venvs/keras314/bin/pip install -e . --no-deps
+    python3 -m venv /work/venvs/keras3.14.1
+    /work/venvs/keras3.14.1/bin/pip install torch==2.13.0 keras==3.14.1 numpy pillow tifffile matplotlib
+    /work/venvs/keras3.14.1/bin/pip install -e . --no-deps
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ sys.path.insert(0, ROOT)
 
 from benchmarks import common  # noqa: E402
 
-# Trains a tiny segmentation model for one step with integer labels and sparse CE.
+# Trains a tiny segmentation model for one step with integer labels and sparse CE: the library's
+# model (argv[1] == "ours") or a plain keras.Model of the same layers.
 SPARSE_CE_CHECK = """
-import numpy as np, keras, universal_models as um
+import sys, numpy as np, keras, universal_models as um
 model, _, _ = um.get_model("testnet", 16, 16, 1, 3, base_filters=4)
+if sys.argv[1] == "plain":
+    model = keras.Model(model.inputs, model.outputs)
 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
 labels = np.random.default_rng(0).integers(0, 3, (2, 16, 16))
 model.fit(np.zeros((2, 16, 16, 1), "float32"), labels, epochs=1, verbose=0)
@@ -46,11 +50,11 @@ def _python(venv: str) -> str:
     return os.path.join(venv, "bin", "python")
 
 
-def sparse_ce_works(venv: str) -> str:
-    """"works", or the last line of the error the environment's Keras raises."""
+def sparse_ce_works(venv: str, model: str) -> str:
+    """"works", or the last line of the error the environment's Keras raises (``model``: "ours" or "plain")."""
     environment = {**os.environ, "KERAS_BACKEND": "torch"}
-    result = subprocess.run([_python(venv), "-c", SPARSE_CE_CHECK], env=environment, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run([_python(venv), "-c", SPARSE_CE_CHECK, model], env=environment, capture_output=True,
+                            text=True, timeout=600)
     if result.returncode == 0:
         return "works"
     lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
@@ -69,8 +73,8 @@ def speed(venv: str, runs: int, extra: list[str]) -> list[dict]:
 
 
 def keras_version(venv: str) -> str:
-    return subprocess.run([_python(venv), "-c", "import keras; print(keras.__version__)"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    return subprocess.run([_python(venv), "-c", "import importlib.metadata as m; print(m.version('keras'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             results[venv] += speed(venv, args.runs, extra)
     rows = []
     for venv in args.venvs:
-        sparse = sparse_ce_works(venv)
+        sparse = f"ours: {sparse_ce_works(venv, 'ours')}; plain keras.Model: {sparse_ce_works(venv, 'plain')}"
         for key in args.models:
             mine = [r for r in results[venv] if r["model"] == key]
             train = ", ".join(f"{r['train_ratio']:.2f}" for r in mine)

@@ -101,3 +101,33 @@ def with_python_path(*folders) -> str:
     Keras may come from, as on a machine that installs them with ``pip install --target``)."""
     inherited = os.environ.get("PYTHONPATH")
     return os.pathsep.join([str(folder) for folder in folders] + ([inherited] if inherited else []))
+
+
+def assert_clear_error(case, error, problem, fix, tmp_path) -> None:
+    """``case(tmp_path)`` raises ``error`` whose message names every word of ``problem`` and one of ``fix``.
+
+    The check of the bad-input tables (``tests/test_bad_input.py``, ``tests/test_bad_data.py``).
+    """
+    import pytest
+
+    with pytest.raises(error) as raised:
+        case(tmp_path)
+    message = str(raised.value)
+    missing = [word for word in problem if word not in message]
+    assert not missing, f"message does not name the problem ({missing}): {message}"
+    # One of the fix words is enough where a case lists alternatives.
+    assert any(word in message for word in fix), f"message does not say what to do ({fix}): {message}"
+
+
+def onnx_export_available() -> bool:
+    """Whether this environment exports ONNX: the torch backend (>= the release the exporter needs) with
+    onnx, onnxscript and onnxruntime installed."""
+    import importlib.util
+
+    if keras.config.backend() != "torch":
+        return False
+    if not all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime")):
+        return False
+    from universal_models.export import ONNX_MIN_TORCH, _torch_release
+
+    return _torch_release() >= ONNX_MIN_TORCH

@@ -19,6 +19,7 @@ from PIL import Image
 from universal_models.cli import _train_config, build_parser, main
 
 from tests.data.folders import write_folder
+from tests.helpers import onnx_export_available
 
 TRAIN = ["train", "--model", "testnet", "--option", "base_filters=4", "--patch-size", "32", "--batch-size", "4",
          "--steps-per-epoch", "2", "--verbose", "0", "--loss", "sparse_categorical_crossentropy"]
@@ -108,9 +109,8 @@ def test_export_keras_drops_the_optimizer(tmp_path, trained_run, capsys):
     np.testing.assert_allclose(exported.predict(images, verbose=0), original.predict(images, verbose=0), atol=1e-6)
 
 
-@pytest.mark.skipif(keras.config.backend() != "torch" or importlib.util.find_spec("onnxscript") is None
-                    or importlib.util.find_spec("onnxruntime") is None,
-                    reason="ONNX export runs offline on the torch backend with onnx, onnxscript and onnxruntime")
+@pytest.mark.skipif(not onnx_export_available(), reason="ONNX export runs offline on torch >= 2.6 with onnx, onnxscript and "
+                                           "onnxruntime")
 def test_export_onnx_and_predict_with_onnxruntime(tmp_path, trained_run, data_folder, capsys):
     path = tmp_path / "model.onnx"
     assert main(["export", str(trained_run), "--format", "onnx", "--output", str(path), "--input-size", "32",
@@ -247,3 +247,29 @@ def test_parser_reads_sizes_options_and_splits():
     assert dict(args.option) == {"dropout": 0.5, "upsampling": "bilinear", "batch_norm": False}
     assert args.precision == "float32"
     assert _train_config(build_parser().parse_args(["train", "--precision", "bfloat16"])).precision == "bfloat16"
+
+
+@pytest.mark.backend_independent
+def test_parser_reads_channels_and_the_threshold_mask_mode():
+    from universal_models.cli import _train_config
+
+    args = build_parser().parse_args(["train", "--channels", "3", "--mask-mode", "threshold"])
+    config = _train_config(args)
+    assert (config.channels, config.mask_mode) == (3, "threshold")
+    assert build_parser().parse_args(["train"]).channels is None
+
+
+@pytest.mark.pipeline
+def test_train_chooses_the_channels_of_a_mixed_folder(tmp_path, capsys):
+    write_folder(tmp_path / "data", n=5, size=32, binary=True)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "data" / "images" / "1.png")
+    run = tmp_path / "run"
+    common = TRAIN + ["--data", str(tmp_path / "data"), "--val-split", "1", "--epochs", "1", "--output", str(run)]
+    assert main(common) == 2
+    assert "--channels 1" in capsys.readouterr().err
+    assert main(common + ["--channels", "3"]) == 0
+    assert json.loads((run / "config.json").read_text())["channels"] == 3
+    from universal_models import load_model
+
+    assert load_model(run / "best.keras").input_shape[-1] == 3
+    assert main(["evaluate", str(run / "best.keras"), "--data", str(tmp_path / "data"), "--tile-size", "32"]) == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -11,14 +9,12 @@ import keras
 import universal_models as um
 from universal_models.export import OnnxPredictor, export_onnx
 
-from tests.helpers import threshold_batch
+from tests.helpers import onnx_export_available, threshold_batch
 
-can_export = keras.config.backend() == "torch" and all(
-    importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime")
-)
+can_export = onnx_export_available()
 
 
-@pytest.mark.skipif(not can_export, reason="ONNX export is tested on torch with onnx, onnxscript and onnxruntime")
+@pytest.mark.skipif(not can_export, reason="ONNX export is tested on torch >= 2.6 with onnx, onnxscript and onnxruntime")
 def test_exported_unet_and_segnet_match_keras(tmp_path):
     """A model built for any size, trained a little (BN statistics move), exported with batch 2
     and run on 3 images (the last batch is padded): outputs equal Keras' to 1e-4."""
@@ -52,3 +48,14 @@ def test_export_needs_a_fixed_shape(tmp_path):
 def test_predictor_reports_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="export_onnx"):
         OnnxPredictor(tmp_path / "missing.onnx")
+
+
+@pytest.mark.skipif(keras.config.backend() != "torch", reason="the torch exporter's release check")
+def test_export_on_a_torch_too_old_for_it_says_which_release_it_needs(tmp_path, monkeypatch):
+    from universal_models import export
+
+    monkeypatch.setattr(export, "ONNX_MIN_TORCH", (99, 0))
+    model, _, _ = um.get_model("testnet", 32, 32, 1, 2, base_filters=4)
+    with pytest.raises(ValueError, match=r"needs torch >= 99\.0, found .*Upgrade torch"):
+        export_onnx(model, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()

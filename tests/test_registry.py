@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import universal_models as um
@@ -72,3 +73,33 @@ def test_bad_option_values_are_explained():
 def test_model_options_lists_defaults():
     options = um.model_options("unet")
     assert options["base_filters"] == 64 and options["depth"] == 4 and options["upsampling"] == "transpose"
+
+
+def test_numpy_integers_are_accepted_as_sizes_counts_and_options():
+    model, height, width = um.get_model("unet", np.int64(32), np.int32(32), np.int64(1), np.int64(2),
+                                        base_filters=np.int64(2), depth=np.uint8(2))
+    assert (height, width) == (32, 32) and type(height) is int and model.output_shape == (None, 32, 32, 2)
+    segnet, _, _ = um.get_model("segnet", 32, 32, 1, 2, base_filters=np.int16(2), n_blocks=np.int64(2))
+    assert segnet.output_shape == (None, 32, 32, 2)
+
+
+def test_one_rule_for_whole_numbers():
+    from universal_models._validation import check_integer, is_integer
+    from universal_models.data import PatchDataset, SegmentationFolder, make_shapes
+    from universal_models.data.pipeline import ArraySource
+    from universal_models.metrics import IoU
+
+    assert [is_integer(value) for value in (3, np.int64(3), np.uint8(3), True, np.bool_(True), 3.0, "3")] == [
+        True, True, True, False, False, False, False]
+    assert check_integer("n", np.int64(7)) == 7 and type(check_integer("n", np.int64(7))) is int
+    with pytest.raises(ValueError, match=r"n must be an integer from 1 to 5, got 6\."):
+        check_integer("n", 6, maximum=5)
+    with pytest.raises(ValueError, match=r"n must be a positive integer or None, got True\."):
+        check_integer("n", True, allow_none=True)
+    images, masks = make_shapes(np.int64(4), np.int64(16), np.int64(16))
+    batch = PatchDataset(ArraySource(images, masks), batch_size=np.int64(2), patch_size=np.int64(16),
+                         steps_per_epoch=np.int64(1))[0]
+    assert batch[0].shape == (2, 16, 16, 1)
+    assert IoU(n_classes=np.int64(3)).n_classes == 3
+    with pytest.raises(ValueError, match="n_classes must be a positive integer or None, got 2.5"):
+        SegmentationFolder(".", n_classes=2.5)

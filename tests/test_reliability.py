@@ -116,7 +116,7 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_weights(tm
 
 def _per_step_losses(seed: int, steps: int = 20) -> list[float]:
     keras.utils.set_random_seed(seed)
-    model, _, _ = um.get_model("unet", 32, 32, 1, 3, base_filters=4, depth=2, dropout=0.2)
+    model, _, _ = um.get_model("unet", 32, 32, 1, 4, base_filters=4, depth=2, dropout=0.2)  # shapes: 4 classes
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="cross_entropy")
     images, masks = make_shapes(steps * 4, 32, 32, seed=3)
     um.prepare_training(model, images[:4], masks[:4])

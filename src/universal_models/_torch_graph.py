@@ -480,3 +480,58 @@ def _conv2d(layer: keras.layers.Conv2D, inputs, fold: BatchNormalization | None 
     if layer.activation is not keras.activations.linear:
         outputs = layer.activation(outputs)
     return outputs
+
+
+# -- losses on (batch, height, width, classes) outputs -----------------------------------------------
+_CLASS_AXIS_LOSS_FAILS: dict[str, bool] = {}  # device type -> whether Keras' sparse CE backward fails there
+
+
+def _sparse_ce_backward_fails(device) -> bool:
+    """Whether ``keras.losses.sparse_categorical_crossentropy`` fails in backward on a 4-D channels-last output.
+
+    Keras 3.14 and later compute it on torch as ``nll_loss(log(output.movedim(-1, 1)), target)``. For a
+    4-D input PyTorch takes its ``nll_loss2d`` kernel, whose backward allocates the input's gradient in
+    the input's memory layout and then refuses it (``RuntimeError: grad_input must be contiguous``;
+    PyTorch issue 175084, seen on torch 2.13): a ``(batch, height, width, classes)`` output moved to
+    ``(batch, classes, height, width)`` is such a non-contiguous view. Earlier Keras releases compute
+    it with a one-hot product and are not affected. Answered once per device type by running the call
+    on a 2 x 2 x 2 x 2 tensor, so a Keras or PyTorch release that fixes it turns the workaround off.
+    """
+    key = torch.device(device).type
+    if key not in _CLASS_AXIS_LOSS_FAILS:
+        probabilities = torch.full((1, 2, 2, 2), 0.5, device=device, requires_grad=True)
+        labels = torch.zeros((1, 2, 2), dtype=torch.int64, device=device)
+        try:
+            with torch.enable_grad():
+                keras.losses.sparse_categorical_crossentropy(labels, probabilities).sum().backward()
+            _CLASS_AXIS_LOSS_FAILS[key] = False
+        except RuntimeError:
+            _CLASS_AXIS_LOSS_FAILS[key] = True
+    return _CLASS_AXIS_LOSS_FAILS[key]
+
+
+def outputs_for_loss(outputs):
+    """The model's outputs as the loss should read them in a training step (same values and shapes).
+
+    Where Keras' sparse categorical cross-entropy cannot run backward on a 4-D output (see
+    :func:`_sparse_ce_backward_fails`), each 4-D floating output that records a gradient is handed to
+    the loss stored class-major, ``(batch, classes, height, width)`` memory read as ``(batch, height,
+    width, classes)``: Keras' move of the class axis to the front is then a contiguous tensor, which
+    PyTorch's kernel takes. The copy is of the output alone (batch x height x width x classes values);
+    its gradient is handed back in the output's own layout. Everywhere else the outputs pass unchanged.
+    """
+
+    def fix(tensor):
+        if (not isinstance(tensor, torch.Tensor) or tensor.ndim != 4 or not tensor.is_floating_point()
+                or not tensor.requires_grad or tensor.movedim(-1, 1).is_contiguous()):
+            return tensor
+        return class_major(tensor) if _sparse_ce_backward_fails(tensor.device) else tensor
+
+    return keras.tree.map_structure(fix, outputs)
+
+
+def class_major(tensor):
+    """A 4-D ``(batch, height, width, classes)`` torch tensor stored ``(batch, classes, height, width)``:
+    same values and shape, a copy whose gradient comes back in ``tensor``'s own layout."""
+    return relayout(tensor.movedim(-1, 1), torch.contiguous_format).movedim(1, -1)
+

@@ -89,6 +89,8 @@ def _option(text: str) -> tuple[str, object]:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+    from .data.reading import MASK_MODES
+
     group = parser.add_argument_group("data")
     group.add_argument("--data", required=required, metavar="DIR|NAME",
                        help="data folder (images/ and masks/ with matching file names) or a generated dataset: "
@@ -99,8 +101,10 @@ def _add_data_arguments(parser: argparse.ArgumentParser, required: bool) -> None
                        help="classes including background (default: inferred from the masks)")
     group.add_argument("--class-names", type=lambda text: [name.strip() for name in text.split(",")],
                        metavar="A,B,...", help="a name per class for the reports, background first")
-    group.add_argument("--mask-mode", choices=("auto", "index", "binary"), default="auto",
-                       help="mask values: class indices, or binary 0/255; auto tells them apart (default)")
+    group.add_argument("--mask-mode", choices=MASK_MODES, default="auto",
+                       help="mask values: auto (default: 0/255 masks are binary, others class indices), index "
+                            "(values are classes), binary (non-zero is class 1), threshold (values >= half the "
+                            "full scale, 128 of 255, are class 1: anti-aliased or JPEG binary masks); see docs/cli.md")
 
 
 def _add_tile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(training, required=False)
     group = training.add_argument_group("data split and generated data")
     group.add_argument("--val-data", metavar="DIR", help="a separate validation folder")
+    group.add_argument("--channels", type=_positive_int, metavar="N",
+                       help="read the images with N channels: 1 greyscale, 3 colour (converted into each other; "
+                            "default: the count all images share)")
     group.add_argument("--val-split", type=_split, default=0.2, metavar="F|N",
                        help="validation: fraction (0.2) or count (5) of the last samples in natural file order")
     group.add_argument("--n-samples", type=_positive_int, default=256, help="generated data: number of samples")
@@ -322,7 +329,8 @@ def _train_config(args):
     return TrainConfig(
         model=args.model, model_options=options, data=args.data or "shapes", images_dir=args.images_dir,
         masks_dir=args.masks_dir, val_data=args.val_data, val_split=args.val_split, n_classes=args.n_classes,
-        class_names=args.class_names, mask_mode=args.mask_mode, n_samples=args.n_samples, image_size=args.image_size, timesteps=args.timesteps,
+        class_names=args.class_names, mask_mode=args.mask_mode, channels=args.channels, n_samples=args.n_samples,
+        image_size=args.image_size, timesteps=args.timesteps,
         loss=args.loss or default_loss(), optimizer=args.optimizer, learning_rate=args.learning_rate,
         lr_schedule=args.lr_schedule, weight_decay=args.weight_decay, epochs=args.epochs, batch_size=args.batch_size,
         patch_size=list(args.patch_size), steps_per_epoch=args.steps_per_epoch, augment=args.augment,
@@ -379,7 +387,7 @@ def _command_demo(args) -> int:
     return 0
 
 
-def _evaluation_source(args, config):
+def _evaluation_source(args, config, channels: int):
     from .data.folder import SegmentationFolder
     from .training import load_data
 
@@ -397,7 +405,7 @@ def _evaluation_source(args, config):
         if args.data in GENERATED_DATASETS:
             return load_data(config)
     folder = SegmentationFolder(args.data, images_dir=args.images_dir, masks_dir=args.masks_dir,
-                                n_classes=args.n_classes, mask_mode=args.mask_mode)
+                                n_classes=args.n_classes, mask_mode=args.mask_mode, channels=channels)
     folder.scan()
     names = folder.class_names or tuple(str(i) for i in range(folder.n_classes))
     from .training import DataSplit
@@ -412,7 +420,7 @@ def _command_evaluate(args) -> int:
     path, run = _resolve_model_path(args.model)
     config = _run_config(run)
     model = _load_keras_model(path)
-    data = _evaluation_source(args, config)
+    data = _evaluation_source(args, config, model.input_shape[-1])
     n_outputs = model.output_shape[-1]
     n_classes = max(n_outputs, 2)
     if data.n_classes > n_classes:

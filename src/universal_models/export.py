@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from ._validation import check_integer
 
 #: ONNX operator set used by default (supported by onnxruntime >= 1.17).
 DEFAULT_OPSET = 18
@@ -31,8 +32,7 @@ def _fixed_shape(model, input_shape: Sequence[int] | None, batch_size: int) -> t
     declared = model.input_shape
     if isinstance(declared, list):
         raise ValueError("export_onnx supports single-input models only.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    batch_size = check_integer("batch_size", batch_size)
     if input_shape is None:
         input_shape = declared[1:]
     input_shape = tuple(input_shape)
@@ -72,8 +72,8 @@ def export_onnx(model, path: str | os.PathLike, *, input_shape: Sequence[int] | 
         The path written.
 
     Raises:
-        ValueError: a multi-input model, a missing or non-fixed input size, or a
-            bad batch size.
+        ValueError: a multi-input model, a missing or non-fixed input size, a
+            bad batch size, or (torch backend) a torch older than ``ONNX_MIN_TORCH``.
         ImportError: the exporter's packages (onnx, onnxscript; tf2onnx off torch)
             are not installed.
 
@@ -85,6 +85,14 @@ def export_onnx(model, path: str | os.PathLike, *, input_shape: Sequence[int] | 
     import keras
 
     shape = _fixed_shape(model, input_shape, batch_size)
+    if keras.config.backend() == "torch" and _torch_release() < ONNX_MIN_TORCH:
+        import torch
+
+        raise ValueError(
+            f"ONNX export on the torch backend needs torch >= {'.'.join(map(str, ONNX_MIN_TORCH))}, found "
+            f"{torch.__version__} (PyTorch's exporter cannot trace Keras layers before that release). Upgrade "
+            "torch, or use the .keras model, which predicts on every backend."
+        )
     needed = ("onnx", "onnxscript") if keras.config.backend() == "torch" else ("onnx", "tf2onnx")
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
@@ -123,6 +131,17 @@ def _fixed_size_twin(model, shape: tuple[int, ...]):
     twin = model.__class__.from_config(config)
     twin.set_weights(model.get_weights())
     return twin
+
+
+#: the first torch release whose ONNX exporter traces Keras' layers (2.4.1 fails in torch.export with Keras 3.15;
+#: 2.6.0 passes the export tests; benchmarks/README.md, "Supported versions")
+ONNX_MIN_TORCH = (2, 6)
+
+
+def _torch_release() -> tuple[int, int]:
+    import torch
+
+    return tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
 
 
 def _export_torch(model, sample: np.ndarray, path: Path, opset: int) -> None:

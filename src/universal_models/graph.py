@@ -100,3 +100,14 @@ class GraphModel(keras.Model):
                     return outputs[0]
                 return outputs
         return super().call(inputs, training=training, mask=mask, **kwargs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras' ``compute_loss``; on torch, outputs go to the loss in a layout every Keras loss can
+        run backward on (see :func:`universal_models._torch_graph.outputs_for_loss`: Keras 3.14 and
+        later fail in ``sparse_categorical_crossentropy``'s backward on ``(batch, height, width,
+        classes)`` outputs otherwise)."""
+        if keras.config.backend() == "torch" and y_pred is not None:
+            from . import _torch_graph
+
+            y_pred = _torch_graph.outputs_for_loss(y_pred)
+        return super().compute_loss(x, y, y_pred, sample_weight, training=training)

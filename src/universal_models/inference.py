@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ._validation import is_integer
 from .data.pipeline import tile_starts
 
 #: Something that maps a batch ``(b, [time,] tile, tile, channels)`` to probabilities.
@@ -111,7 +112,8 @@ class _TiledImage:
 
 
 def _tile_shape_and_checks(tile_size, overlap, batch_size) -> tuple[int, int]:
-    tile_height, tile_width = (tile_size, tile_size) if isinstance(tile_size, int) else tuple(tile_size)
+    tile_height, tile_width = (tile_size, tile_size) if is_integer(tile_size) else tuple(tile_size)
+    tile_height, tile_width = int(tile_height), int(tile_width)
     if min(tile_height, tile_width) < 1 or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"tile size and batch size must be positive, got {tile_size!r} and {batch_size!r}.")
     if not 0 <= overlap < min(tile_height, tile_width):

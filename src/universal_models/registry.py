@@ -13,6 +13,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ._validation import check_integer
+
 #: The kinds of models in the registry.
 KINDS = ("segmentation", "recurrent", "ladder")
 
@@ -120,14 +122,6 @@ def _lookup(name: str) -> _Entry:
     )
 
 
-def _check_size(argument: str, value: Any, allow_none: bool) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        allowed = "a positive integer or None" if allow_none else "a positive integer"
-        raise ValueError(f"{argument} must be {allowed}, got {value!r}.")
-
-
 def get_model(
     name: str,
     input_height: int | None,
@@ -167,14 +161,11 @@ def get_model(
         (100, 76)
     """
     entry = _lookup(name)
-    _check_size("input_height", input_height, allow_none=True)
-    _check_size("input_width", input_width, allow_none=True)
-    _check_size("input_channels", input_channels, allow_none=False)
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
-        raise ValueError(
-            f"n_classes must be an integer >= 1 (1 for a binary mask or a greyscale "
-            f"frame, else the number of classes including background), got {n_classes!r}."
-        )
+    input_height = check_integer("input_height", input_height, allow_none=True)
+    input_width = check_integer("input_width", input_width, allow_none=True)
+    input_channels = check_integer("input_channels", input_channels)
+    n_classes = check_integer("n_classes", n_classes, expected="an integer >= 1 (1 for a binary mask or a greyscale "
+                              "frame, else the number of classes including background)")
     unknown = sorted(set(options) - set(entry.options))
     if unknown:
         messages = []

@@ -32,6 +32,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from ._validation import check_integer
 
 
 def _all_layers(layer) -> list:
@@ -169,11 +170,8 @@ def to_stateful(model: keras.Model, batchsize: int, timesteps: int | None = 1) -
         >>> streamer.input_shape
         (4, 1, 64, 64, 1)
     """
-    for argument, value in (("batchsize", batchsize), ("timesteps", timesteps)):
-        if value is None and argument == "timesteps":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{argument} must be a positive integer, got {value!r}.")
+    batchsize = check_integer("batchsize", batchsize)
+    timesteps = check_integer("timesteps", timesteps, allow_none=True)
     if not recurrent_layers(model):
         raise ValueError(f"model {model.name!r} has no recurrent layer, so it has no state to keep.")
     config = _make_stateful_config(copy.deepcopy(model.get_config()), batchsize, timesteps)
@@ -344,8 +342,7 @@ def rollout(model: keras.Model, context, n_future: int) -> np.ndarray:
         >>> future = rollout(model, sequences[:, :10], n_future=10)   # (batch, 10, 64, 64, 1)
     """
     context = _as_frames(context, "context")
-    if isinstance(n_future, bool) or not isinstance(n_future, int) or n_future < 1:
-        raise ValueError(f"n_future must be a positive integer, got {n_future!r}.")
+    n_future = check_integer("n_future", n_future)
     input_shape, output_shape = _fixed_input_shape(model), model.output_shape
     if tuple(input_shape[2:]) != tuple(output_shape[2:]):
         raise ValueError(

@@ -78,7 +78,11 @@ class TrainConfig:
             masks of a folder, or the generated dataset).
         class_names: a name per class for the reports (e.g. ``["membrane",
             "interior"]`` for ISBI 2012).
-        mask_mode: ``"auto"``, ``"index"`` or ``"binary"`` (folder masks).
+        mask_mode: ``"auto"``, ``"index"``, ``"binary"`` or ``"threshold"``
+            (folder masks; see :mod:`universal_models.data.reading`).
+        channels: read every image of a data folder with this many channels
+            (1 greyscale, 3 colour; the two are converted into each other);
+            ``None``: the count the images share.
         n_samples, image_size, timesteps: size of generated data.
         loss: a loss name Keras can resolve after ``import universal_models``
             (``"cross_entropy"``, ``"ce_dice_loss"``, ``"focal_loss"`` ... or
@@ -115,6 +119,7 @@ class TrainConfig:
     n_classes: int | None = None
     class_names: list | None = None
     mask_mode: str = "auto"
+    channels: int | None = None
     n_samples: int = 256
     image_size: int = 64
     timesteps: int = 8
@@ -168,7 +173,7 @@ class TrainConfig:
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        for name in ("steps_per_epoch", "n_classes", "tile_size"):
+        for name in ("steps_per_epoch", "n_classes", "tile_size", "channels"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
@@ -305,11 +310,17 @@ def load_data(config: TrainConfig) -> DataSplit:
     if config.data in GENERATED_DATASETS:
         return _generated_data(config)
     train = SegmentationFolder(config.data, images_dir=config.images_dir, masks_dir=config.masks_dir,
-                               n_classes=config.n_classes, mask_mode=config.mask_mode)
+                               n_classes=config.n_classes, mask_mode=config.mask_mode, channels=config.channels)
     if config.val_data is not None:
         validation = SegmentationFolder(config.val_data, images_dir=config.images_dir, masks_dir=config.masks_dir,
                                         n_classes=config.n_classes, mask_mode=config.mask_mode,
-                                        channels=train.channels)
+                                        channels=config.channels)
+        if validation.channels != train.channels:
+            raise ValueError(
+                f"the validation images in {config.val_data} have {validation.channels} channel(s) but the training "
+                f"images in {config.data} have {train.channels}; choose one count for both with --channels 1 or "
+                "--channels 3."
+            )
     else:
         train, validation = train.split(config.val_split)
     counts = train.scan()  # checks every training mask, infers n_classes when not given
@@ -336,6 +347,9 @@ def _generated_data(config: TrainConfig) -> DataSplit:
     else:
         images, masks = dataset.make(config.n_samples, size, size, seed=config.seed)
     n_classes = config.n_classes or dataset.n_classes
+    if config.channels is not None and config.channels != images.shape[-1]:
+        raise ValueError(f"--channels {config.channels} applies to data folders; the generated {config.data} data "
+                         f"has {images.shape[-1]} channel(s), so leave --channels out.")
     if n_classes < dataset.n_classes:
         raise ValueError(f"the {config.data} data has {dataset.n_classes} classes; n_classes={n_classes} is too few.")
     train, validation = ArraySource(images, masks).split(config.val_split)

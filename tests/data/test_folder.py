@@ -89,10 +89,11 @@ def test_reads_lazily_within_the_cache_limit(tmp_path, monkeypatch):
     reads = []
     import universal_models.data.folder as folder
 
-    original = folder.read_image
-    monkeypatch.setattr(folder, "read_image", lambda path: reads.append(path) or original(path))
+    original = folder.read_file
+    monkeypatch.setattr(folder, "read_file", lambda path, role: reads.append(path) or original(path, role))
     data = SegmentationFolder(tmp_path, n_classes=4, cache_megabytes=0)
-    start = len(reads)  # construction decodes the first image once (its channel count)
+    start = len(reads)
+    assert start == 0  # construction reads headers only
     data.load(0)
     data.load(0)
     assert len(reads) - start == 4  # no cache: image + mask, twice
@@ -171,14 +172,15 @@ def test_channel_mismatch_and_nan_images(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         to_float_image(np.array([[np.nan]], np.float32), "x.tif")
     assert to_float_image(np.zeros((2, 2), np.uint8), channels=3).shape == (2, 2, 3)
-    assert to_float_image(np.zeros((2, 2, 4), np.uint8)).shape == (2, 2, 3)  # alpha dropped
+    assert to_float_image(np.zeros((2, 2, 4), np.uint8)).shape == (2, 2, 4)  # an array's channels are all kept
     with pytest.raises(ValueError, match="has 5 channels but 3"):
         to_float_image(np.zeros((2, 2, 5), np.uint8), "x.tif", channels=3)
     write_folder(tmp_path, n=2)
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "images" / "1.png")
-    with pytest.raises(ValueError, match=r"images/1\.png has 3 channels but the first image of the folder has 1"):
-        SegmentationFolder(tmp_path, n_classes=4).load(1)
+    with pytest.raises(ValueError, match=r"different channel counts: 1 with 1 \(0\.png\); 1 with 3 \(1\.png\).*--channels 1"):
+        SegmentationFolder(tmp_path, n_classes=4)  # refused at construction, before any pixel is read
     assert SegmentationFolder(tmp_path, n_classes=4, channels=1).load(1)[0].shape == (32, 32, 1)
+    assert SegmentationFolder(tmp_path, n_classes=4, channels=3).load(0)[0].shape == (32, 32, 3)
 
 
 def test_read_image_missing_file(tmp_path):

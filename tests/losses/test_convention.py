@@ -134,3 +134,81 @@ def test_string_names_give_instances():
     for alias, cls in L.LOSS_ALIASES.items():
         loss = keras.losses.get(alias)
         assert isinstance(loss, cls), alias
+
+
+# -- labels outside the classes -------------------------------------------------------------------------------
+def _bad_labels(label, channels: int = 2):
+    labels = np.zeros((2, 4, 4), "int32")
+    labels[1, 2, 3] = label
+    return labels, np.full((2, 4, 4, channels), 1.0 / channels, "float32")
+
+
+def _every_loss_and_metric(channels: int):
+    from universal_models import metrics as M
+
+    made = {name: factory() for name, factory in LOSS_FACTORIES.items() if channels == 1 or name not in BINARY_ONLY}
+    for name, metric in (("iou", M.IoU), ("dice_coefficient", M.DiceCoefficient), ("accuracy", M.PixelAccuracy)):
+        made[name] = metric()
+    return made
+
+
+def _call(function, labels, prediction):
+    if isinstance(function, keras.metrics.Metric):
+        function.update_state(labels, prediction)
+        return function.result()
+    return function(labels, prediction)
+
+
+@pytest.mark.parametrize("label", [5, -1, 255])
+def test_labels_outside_the_classes_are_refused_by_every_loss_and_metric(label):
+    labels, prediction = _bad_labels(label)
+    for name, function in _every_loss_and_metric(2).items():
+        with pytest.raises(ValueError, match=rf"holds the value {label} \(1 pixel\) outside the classes 0 \.\.\. 1 "
+                                             r"of a prediction with 2 channels.*ignore_index"):
+            _call(function, labels, prediction)
+    for loss in (L.CrossEntropyLoss(ignore_index=label), L.DiceLoss(ignore_index=label)):  # ignored: allowed
+        assert np.isfinite(float(keras.ops.convert_to_numpy(loss(labels, prediction))))
+
+
+def test_one_channel_targets_must_lie_in_zero_to_one():
+    labels, prediction = _bad_labels(255, channels=1)
+    for name, function in _every_loss_and_metric(1).items():
+        with pytest.raises(ValueError, match=r"holds the value 255 .* outside \[0, 1\].*divide by 255"):
+            _call(function, labels, prediction)
+    soft = np.full((2, 4, 4), 0.3, "float32")
+    assert np.isfinite(float(keras.ops.convert_to_numpy(L.DiceLoss()(soft, prediction))))
+    assert np.isfinite(float(keras.ops.convert_to_numpy(L.BCEDiceLoss(ignore_index=255)(labels, prediction))))
+
+
+def _traced(function):
+    """``function`` compiled as the backend's training step would be: jit / tf.function; torch runs eagerly."""
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(function)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function)
+    return function
+
+
+def test_traced_calls_with_labels_outside_the_classes_give_nan(monkeypatch):
+    """A traced graph cannot raise on values: the loss becomes NaN, for the non-finite guard to stop on."""
+    from universal_models.losses import _convention
+
+    if keras.config.backend() == "torch":  # eager: values are read; tensors on a GPU take the traced path
+        monkeypatch.setattr(_convention, "_readable_now", lambda tensor: False)
+    labels, prediction = _bad_labels(5)
+    good = np.zeros_like(labels)
+    for name, factory in LOSS_FACTORIES.items():
+        if name in BINARY_ONLY:
+            continue
+        loss = _traced(lambda y_true, y_pred, loss=factory(): loss(y_true, y_pred))
+        assert np.isnan(float(keras.ops.convert_to_numpy(loss(labels, prediction)))), name
+        assert np.isfinite(float(keras.ops.convert_to_numpy(loss(good, prediction)))), name
+    monkeypatch.setattr(_convention, "_readable_now", lambda tensor: False)  # metrics update eagerly here
+    for name, function in _every_loss_and_metric(2).items():
+        if isinstance(function, keras.metrics.Metric):
+            assert np.isnan(float(keras.ops.convert_to_numpy(_call(function, labels, prediction)))), name

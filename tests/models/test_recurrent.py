@@ -121,7 +121,7 @@ def test_stateful_needs_batchsize_and_timesteps(options, missing):
 def test_invalid_options_are_refused(name):
     with pytest.raises(ValueError, match="fixed frame size"):
         build(name, height=None, width=None)
-    with pytest.raises(ValueError, match="timesteps must be an integer >= 1"):
+    with pytest.raises(ValueError, match="timesteps must be a positive integer"):
         build(name, timesteps=0)
     with pytest.raises(ValueError, match="stateful must be True or False"):
         build(name, stateful="yes")

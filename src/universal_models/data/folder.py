@@ -3,7 +3,7 @@
 Layout (folder names are detected, or chosen with ``images_dir``/``masks_dir``)::
 
     data/
-      images/   a.png  b.tif  c.jpg ...      (greyscale or RGB; 8/16-bit or float)
+      images/   a.png  b.tif  c.jpg ...      (any mode of :mod:`~universal_models.data.reading`)
       masks/    a.png  b.tif  c.png ...      (same stems)
 
 Masks can be
@@ -14,6 +14,14 @@ Masks can be
   that class: sub-folders in sorted order (or ``class_dirs``) are classes 1, 2,
   ...; pixels in none of them are background (0); where two overlap the later
   class wins.
+
+How each file's pixels are read (image modes, palettes, TIFF channels, mask
+values, ``mask_mode``) is decided by :mod:`universal_models.data.reading`.
+What a folder holds besides the data is skipped: files that are not images
+(``README.txt``, ``Thumbs.db``, ``desktop.ini``), and files and folders whose
+names start with ``.``, ``__``, ``@``, ``$`` or ``~$`` (``.DS_Store``,
+``.ipynb_checkpoints``, ``__MACOSX``, ``@eaDir``, ``$RECYCLE.BIN``) or that are
+named ``System Volume Information``.
 
 Files are read lazily (one image when it is needed), so large folders never
 sit in memory at once; a bounded cache keeps decoded images of small folders.
@@ -30,14 +38,27 @@ from typing import Sequence
 
 import numpy as np
 
-#: File extensions read as images (lower case).
-IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+from .._validation import check_integer
+from .reading import (
+    IMAGE_EXTENSIONS,
+    MASK_MODES,
+    image_size,
+    infer_class_count,
+    inspect_image,
+    mask_to_foreground,
+    mask_to_labels,
+    read_file,
+    read_image,
+    to_float_image,
+)
+
 #: Folder names tried, in order, when ``images_dir`` / ``masks_dir`` are not given.
 IMAGE_DIR_NAMES = ("images", "image", "imgs", "img", "inputs", "input", "x", "raw")
 MASK_DIR_NAMES = ("masks", "mask", "labels", "label", "annotations", "annotation", "gt", "groundtruth",
                   "ground_truth", "targets", "target", "y")
-#: How mask pixel values become classes.
-MASK_MODES = ("auto", "index", "binary")
+#: Entries of a data folder that are never data: by name prefix, and by name (lower case).
+SYSTEM_PREFIXES = (".", "__", "@", "$", "~$")
+SYSTEM_NAMES = ("thumbs.db", "desktop.ini", "system volume information")
 
 
 def natural_key(text: str) -> list:
@@ -45,10 +66,21 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
+def is_system_entry(path: str | Path) -> bool:
+    """Whether a file or folder is left by a system or tool, not data (see the module docstring).
+
+    Example:
+        >>> is_system_entry(".ipynb_checkpoints"), is_system_entry("cell")
+        (True, False)
+    """
+    name = Path(path).name
+    return name.startswith(SYSTEM_PREFIXES) or name.lower() in SYSTEM_NAMES
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """Image files directly in ``folder`` (see :data:`IMAGE_EXTENSIONS`), in natural order.
 
-    Hidden files (``.name``) are skipped.
+    System and tool files (``.name``, ``~$name`` ..., see :func:`is_system_entry`) are skipped.
 
     Example:
         >>> list_images("data/images")  # doctest: +SKIP
@@ -56,166 +88,14 @@ def list_images(folder: str | Path) -> list[Path]:
     """
     folder = Path(folder)
     files = [path for path in folder.iterdir()
-             if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")]
+             if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not is_system_entry(path)]
     return sorted(files, key=lambda path: natural_key(path.name))
 
 
-def _open_error(path: Path, error: Exception) -> ValueError:
-    return ValueError(
-        f"cannot read image file {path}: {error}. The file is unreadable, truncated or not an image in a "
-        f"supported format ({', '.join(IMAGE_EXTENSIONS)}); replace or remove it."
-    )
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Decode one image file into a numpy array, as stored.
-
-    PNG, JPEG and BMP are read with Pillow (palette images give their palette
-    indices, which is how class-index masks are often saved), TIFF with
-    tifffile. Returns ``(height, width)`` for single-channel images and
-    ``(height, width, channels)`` otherwise, in the file's dtype.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: the file cannot be decoded (truncated, corrupt, unknown
-            format); the message names the file.
-
-    Example:
-        >>> mask = read_image("masks/0.png")  # doctest: +SKIP
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file {path} does not exist.")
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            array = np.asarray(tifffile.imread(path))
-        else:
-            from PIL import Image
-
-            with Image.open(path) as image:
-                image.load()
-                if image.mode in ("P", "PA"):
-                    image = image.convert("P") if image.mode == "PA" else image
-                elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-                    image = image.convert("RGB")
-                elif image.mode == "LA":
-                    image = image.convert("L")
-                array = np.asarray(image)
-    except (OSError, ValueError, SyntaxError, RuntimeError, EOFError) as error:
-        raise _open_error(path, error) from error
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim not in (2, 3) or array.size == 0:
-        raise ValueError(
-            f"image file {path} has shape {array.shape}; expected a 2-D image (height, width) or "
-            "(height, width, channels). Multi-page TIFF stacks are not supported: save one file per image."
-        )
-    return array
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """``(height, width)`` of an image file from its header (no full decode).
-
-    Raises:
-        ValueError: the header cannot be read (the message names the file).
-    """
-    path = Path(path)
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(path) as tiff:
-                shape = tiff.pages[0].shape
-            return int(shape[0]), int(shape[1])
-        from PIL import Image
-
-        with Image.open(path) as image:
-            width, height = image.size
-        return int(height), int(width)
-    except (OSError, ValueError, SyntaxError, IndexError, RuntimeError) as error:
-        raise _open_error(path, error) from error
-
-
-def to_float_image(array: np.ndarray, path: str | Path = "<array>", channels: int | None = None) -> np.ndarray:
-    """Scale a decoded image to ``float32 (height, width, channels)`` in ``[0, 1]``.
-
-    Integer images are divided by their dtype's maximum (255, 65535 ...);
-    float images are kept as they are (they must be finite). An alpha channel
-    is dropped. With ``channels`` given, greyscale is repeated to RGB and RGB
-    is turned to greyscale (luminance) as needed.
-
-    Raises:
-        ValueError: NaN or infinite values, or a channel count that cannot
-            be converted (the message names the file).
-    """
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.shape[-1] in (2, 4):  # grey + alpha, RGB + alpha
-        array = array[..., :-1]
-    if np.issubdtype(array.dtype, np.integer):
-        image = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
-    elif array.dtype == bool:
-        image = array.astype(np.float32)
-    else:
-        image = array.astype(np.float32)
-        if not np.all(np.isfinite(image)):
-            raise ValueError(f"image {path} contains NaN or infinite values; fix or remove the file.")
-    if channels is not None and image.shape[-1] != channels:
-        if channels == 3 and image.shape[-1] == 1:
-            image = np.repeat(image, 3, axis=-1)
-        elif channels == 1 and image.shape[-1] == 3:
-            image = (image @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-        else:
-            raise ValueError(
-                f"image {path} has {image.shape[-1]} channels but {channels} are expected; "
-                "use images with the same number of channels (1 greyscale or 3 RGB)."
-            )
-    return image
-
-
-def mask_to_labels(array: np.ndarray, path: str | Path = "<array>", mode: str = "auto") -> np.ndarray:
-    """Turn a decoded mask image into ``int32 (height, width)`` class indices.
-
-    Args:
-        array: the decoded mask (see :func:`read_image`).
-        path: its file name, for error messages.
-        mode: ``"auto"`` (a mask whose values are all 0 or 255 is binary and
-            255 becomes 1; other masks are class indices), ``"index"`` (pixel
-            values are the classes) or ``"binary"`` (non-zero is class 1).
-
-    Raises:
-        ValueError: colour-coded (RGB with differing channels) or
-            non-integer masks, negative values, or an unknown mode.
-
-    Example:
-        >>> mask_to_labels(np.array([[0, 255]], dtype=np.uint8)).tolist()
-        [[0, 1]]
-    """
-    if mode not in MASK_MODES:
-        raise ValueError(f"mask mode must be one of {MASK_MODES}, got {mode!r}.")
-    if array.ndim == 3:
-        if array.shape[-1] in (2, 4):
-            array = array[..., :-1]
-        if not np.all(array == array[..., :1]):
-            raise ValueError(
-                f"mask {path} is a colour image with different colours per channel; expected class indices "
-                "(one channel, pixel value = class) or a 0/255 binary mask. Convert colour-coded masks to "
-                "class-index PNGs first."
-            )
-        array = array[..., 0]
-    if array.dtype == bool:
-        return array.astype(np.int32)
-    if not np.issubdtype(array.dtype, np.integer):
-        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-            raise ValueError(f"mask {path} has non-integer values; masks must hold class indices (0, 1, 2 ...).")
-    labels = array.astype(np.int64)
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"mask {path} has negative values (minimum {labels.min()}); class indices start at 0.")
-    if mode == "binary" or (mode == "auto" and np.all((labels == 0) | (labels == 255)) and labels.max(initial=0) == 255):
-        return (labels > 0).astype(np.int32)
-    return labels.astype(np.int32)
+def list_subfolders(folder: str | Path) -> list[Path]:
+    """Sub-folders of ``folder`` that may hold data (system and tool folders skipped), in natural order."""
+    return sorted((path for path in Path(folder).iterdir() if path.is_dir() and not is_system_entry(path)),
+                  key=lambda path: natural_key(path.name))
 
 
 def _find_dir(root: Path, given: str | None, candidates: Sequence[str], what: str, option: str) -> Path:
@@ -248,10 +128,11 @@ class SegmentationFolder:
     """Images and masks in folders, read lazily (see the module docstring for layouts).
 
     Construction is cheap: it lists the files, pairs images with masks by file
-    stem and checks image and mask sizes from the file headers, so that
-    mistakes are reported before any training starts. Pixel values are checked
-    when a file is read (:meth:`load`), or for the whole folder at once by
-    :meth:`scan`.
+    stem and reads every file's header, so that mistakes are reported before
+    any training starts: image and mask sizes that differ, files no reading
+    rule accepts, and images with different channel counts. Pixel values are
+    checked when a file is read (:meth:`load`), or for the whole folder at
+    once by :meth:`scan`.
 
     Args:
         root: the data folder.
@@ -261,19 +142,23 @@ class SegmentationFolder:
         n_classes: number of classes; masks with labels outside ``[0,
             n_classes)`` are refused. ``None`` defers the check (see
             :meth:`scan`, which infers it).
-        mask_mode: see :func:`mask_to_labels`.
-        channels: convert every image to this many channels; by default the
-            channel count of the first image, and other counts are an error.
+        mask_mode: how mask values become classes: ``"auto"``, ``"index"``,
+            ``"binary"`` or ``"threshold"`` (see
+            :func:`~universal_models.data.reading.mask_to_labels`).
+        channels: convert every image to this many channels (greyscale and
+            RGB are converted into each other); by default the channel count
+            all images share, and images with different counts are an error.
         class_dirs: for per-class mask sub-folders, their order (class 1, 2 ...);
             sorted names by default.
         cache_megabytes: decoded images kept in memory, at most this many MB.
-        samples, convert_channels: used by :meth:`subset`.
+        samples: used by :meth:`subset`.
 
     Raises:
         FileNotFoundError: missing folders.
         ValueError: an empty folder, images without masks or masks without
             images (named), image/mask size mismatches (named), unreadable
-            headers (named).
+            headers (named), images with different channel counts and no
+            ``channels``, or images that cannot be converted to ``channels``.
 
     Example:
         >>> data = SegmentationFolder("isbi2012", images_dir="image", masks_dir="label")  # doctest: +SKIP
@@ -292,12 +177,11 @@ class SegmentationFolder:
         class_dirs: Sequence[str] | None = None,
         cache_megabytes: float = 256.0,
         samples: Sequence[Sample] | None = None,
-        convert_channels: bool = False,
     ):
         if mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}.")
-        if n_classes is not None and (isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1):
-            raise ValueError(f"n_classes must be a positive integer or None, got {n_classes!r}.")
+        n_classes = check_integer("n_classes", n_classes, allow_none=True)
+        channels = check_integer("channels", channels, allow_none=True)
         self.root = Path(root)
         self.mask_mode = mask_mode
         self.n_classes = n_classes
@@ -308,7 +192,6 @@ class SegmentationFolder:
         if samples is not None:  # a subset made by split()
             self.samples = list(samples)
             self.channels = channels
-            self.convert_channels = convert_channels
             self.class_names = None
             return
         if not self.root.exists():
@@ -329,9 +212,10 @@ class SegmentationFolder:
         else:
             self.masks_dir = _find_dir(self.root, masks_dir, MASK_DIR_NAMES, "mask", "masks_dir (--masks-dir)")
             self.samples = self._pair(images, class_dirs)
-        self.convert_channels = channels is not None
-        self.channels = channels if channels is not None else self._first_image_channels(self.samples[0].image)
-        self._check_sizes()
+        if self.class_names is not None and mask_mode == "index":
+            raise ValueError(f"mask_mode='index' does not apply to the per-class mask folders of {self.masks_dir}, "
+                             "which hold binary masks; use 'auto', 'binary' or 'threshold'.")
+        self.channels = self._inspect(channels)
 
     # -- discovery -------------------------------------------------------------
     @staticmethod
@@ -346,8 +230,7 @@ class SegmentationFolder:
             seen[path.stem] = path
 
     def _pair(self, images: list[Path], class_dirs: Sequence[str] | None) -> list[Sample]:
-        subfolders = sorted((path for path in self.masks_dir.iterdir() if path.is_dir()),
-                            key=lambda path: natural_key(path.name))
+        subfolders = list_subfolders(self.masks_dir)
         mask_files = list_images(self.masks_dir)
         if class_dirs is not None or (subfolders and not mask_files):
             return self._pair_per_class(images, subfolders, class_dirs)
@@ -404,12 +287,6 @@ class SegmentationFolder:
             samples.append(Sample(path, found, path.stem))
         return samples
 
-    @staticmethod
-    def _first_image_channels(path: Path) -> int:
-        array = read_image(path)
-        channels = 1 if array.ndim == 2 else array.shape[-1]
-        return {2: 1, 4: 3}.get(channels, channels)
-
     def _mask_paths(self, sample: Sample) -> list[Path]:
         if sample.mask is None:
             return []
@@ -417,16 +294,20 @@ class SegmentationFolder:
             return [sample.mask]
         return [path for _, path in sample.mask]
 
-    def _check_sizes(self) -> None:
+    def _inspect(self, channels: int | None) -> int:
+        """Read every file's header: sizes must match, and the channel count is chosen once for all images."""
+        found: dict[int, list[Path]] = {}
         for sample in self.samples:
-            size = image_size(sample.image)
-            for mask in self._mask_paths(sample):
-                mask_size = image_size(mask)
-                if mask_size != size:
+            image = inspect_image(sample.image, "image")
+            found.setdefault(image.channels, []).append(sample.image)
+            for path in self._mask_paths(sample):
+                mask = inspect_image(path, "mask")
+                if (mask.height, mask.width) != (image.height, image.width):
                     raise ValueError(
-                        f"image {sample.image} is {size[0]} x {size[1]} (height x width) but its mask {mask} is "
-                        f"{mask_size[0]} x {mask_size[1]}; a mask must have its image's size."
+                        f"image {sample.image} is {image.height} x {image.width} (height x width) but its mask "
+                        f"{path} is {mask.height} x {mask.width}; a mask must have its image's size."
                     )
+        return choose_channels(found, channels, self.images_dir)
 
     # -- access ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -442,18 +323,9 @@ class SegmentationFolder:
         return image_size(self.samples[index].image)
 
     def load_image(self, index: int) -> np.ndarray:
-        """Sample ``index``'s image as ``float32 (height, width, channels)`` in [0, 1]."""
-        sample = self.samples[index]
-        array = read_image(sample.image)
-        if not self.convert_channels:
-            found = 1 if array.ndim == 2 else {2: 1, 4: 3}.get(array.shape[-1], array.shape[-1])
-            if found != self.channels:
-                raise ValueError(
-                    f"image {sample.image} has {found} channels but the first image of the folder has "
-                    f"{self.channels}; use images with the same number of channels, or choose the channel count "
-                    "(channels=1 or 3) to convert them."
-                )
-        return to_float_image(array, sample.image, self.channels)
+        """Sample ``index``'s image as ``float32 (height, width, channels)`` (see :func:`to_float_image`)."""
+        path = self.samples[index].image
+        return to_float_image(read_file(path, "image")[0], path, self.channels)
 
     def load_mask(self, index: int) -> np.ndarray:
         """Sample ``index``'s mask as ``int32 (height, width)`` class indices (checked)."""
@@ -461,20 +333,19 @@ class SegmentationFolder:
         if sample.mask is None:
             raise ValueError(f"image {sample.image} has no mask (this dataset was opened without masks).")
         if isinstance(sample.mask, Path):
-            labels = mask_to_labels(read_image(sample.mask), sample.mask, self.mask_mode)
-            where = sample.mask
-        else:
-            labels = None
-            for label, path in sample.mask:
-                binary = mask_to_labels(read_image(path), path, "binary")
-                labels = np.zeros_like(binary) if labels is None else labels
-                labels = np.where(binary > 0, label, labels)
-            where = sample.mask[0][1].parent.parent
-        if self.n_classes is not None and labels.size and labels.max() >= max(self.n_classes, 2):
+            array, info = read_file(sample.mask, "mask")
+            return mask_to_labels(array, sample.mask, self.mask_mode, n_classes=self.n_classes, lossy=info.lossy)
+        labels = None
+        for label, path in sample.mask:
+            array, info = read_file(path, "mask")
+            foreground = mask_to_foreground(array, path, self.mask_mode, lossy=info.lossy)
+            labels = np.zeros(foreground.shape, np.int32) if labels is None else labels
+            labels[foreground] = label
+        if self.n_classes is not None and labels.max(initial=0) >= max(self.n_classes, 2):
             raise ValueError(
-                f"mask {where} has label {int(labels.max())}, outside [0, {self.n_classes}) for "
-                f"n_classes={self.n_classes}. Set n_classes to the number of classes including the background "
-                "(for 0/255 binary masks: 2), or fix the mask."
+                f"the masks of {sample.image.name} in {self.masks_dir} give label {int(labels.max())}, outside "
+                f"[0, {self.n_classes}) for n_classes={self.n_classes}: there are {len(self.class_names) - 1} class "
+                f"folders. Set n_classes to {len(self.class_names)} (the folders plus the background)."
             )
         return labels
 
@@ -508,25 +379,33 @@ class SegmentationFolder:
     def scan(self) -> np.ndarray:
         """Read every mask once: check it and count pixels per class.
 
-        Sets :attr:`n_classes` when it was ``None`` (largest label + 1, at
-        least 2).
+        Sets :attr:`n_classes` when it was ``None``: the largest label + 1 (at
+        least 2), if the labels look like classes (see
+        :func:`~universal_models.data.reading.infer_class_count`).
 
         Returns:
             ``int64 (n_classes,)`` pixel counts per class.
 
         Raises:
-            ValueError: a mask with a label outside ``[0, n_classes)`` or an
-                unreadable file (named).
+            ValueError: a mask with a label outside ``[0, n_classes)``, an
+                unreadable file (named), or, when ``n_classes`` is inferred,
+                masks whose values do not look like class labels.
         """
         counts = np.zeros(0, dtype=np.int64)
+        largest = None
         for index in range(len(self)):
-            labels = self.load_mask(index)
-            found = np.bincount(labels.ravel())
+            found = np.bincount(self.load_mask(index).ravel())
             if found.size > counts.size:
                 counts = np.pad(counts, (0, found.size - counts.size))
+                largest = self.samples[index]
             counts[: found.size] += found
         if self.n_classes is None:
-            self.n_classes = max(2, counts.size)
+            if self.class_names is not None:
+                self.n_classes = len(self.class_names)
+            else:
+                where = largest.mask if largest is not None else None
+                self.n_classes = infer_class_count(counts, where=str(getattr(self, "masks_dir", self.root)),
+                                                   mode=self.mask_mode, largest=where)
         return np.pad(counts, (0, max(0, self.n_classes - counts.size)))
 
     def subset(self, indices: Sequence[int]) -> "SegmentationFolder":
@@ -534,9 +413,11 @@ class SegmentationFolder:
         subset = SegmentationFolder(
             self.root, n_classes=self.n_classes, mask_mode=self.mask_mode, channels=self.channels,
             cache_megabytes=self._cache_limit / 2**20, samples=[self.samples[i] for i in indices],
-            convert_channels=self.convert_channels,
         )
         subset.class_names = self.class_names
+        for name in ("images_dir", "masks_dir"):
+            if hasattr(self, name):
+                setattr(subset, name, getattr(self, name))
         return subset
 
     def split(self, validation: float | int) -> tuple["SegmentationFolder", "SegmentationFolder"]:
@@ -553,6 +434,49 @@ class SegmentationFolder:
         count = validation_count(len(self), validation)
         cut = len(self) - count
         return self.subset(range(cut)), self.subset(range(cut, len(self)))
+
+
+def choose_channels(found: dict[int, list[Path]], channels: int | None, folder: str | Path) -> int:
+    """The channel count of a folder's images, decided once for all of them.
+
+    Args:
+        found: image files by the channel count they are read with.
+        channels: the count asked for (``--channels``), or ``None`` for the one
+            all images share.
+        folder: named in messages.
+
+    Raises:
+        ValueError: images with different counts and no ``channels`` (the
+            message lists them and names the option), or images that cannot
+            be converted to ``channels`` (only greyscale and RGB are).
+
+    Example:
+        >>> choose_channels({1: ["a.png"], 3: ["b.png"]}, 3, "images")
+        3
+    """
+
+    def listing(counts) -> str:
+        return "; ".join(f"{len(found[count])} with {count} ({', '.join(Path(p).name for p in found[count][:3])}"
+                         f"{' ...' if len(found[count]) > 3 else ''})" for count in sorted(counts))
+
+    if channels is None:
+        if len(found) == 1:
+            return next(iter(found))
+        how = ("choose one with --channels 1 (greyscale: colour images are turned to luminance) or --channels 3 "
+               "(colour: greyscale images are repeated), channels=1 or 3 in Python"
+               if set(found) <= {1, 3} else
+               "only greyscale and RGB are converted into each other, so convert the other images to one channel "
+               "count first")
+        raise ValueError(f"the images in {folder} have different channel counts: {listing(found)}; a model takes "
+                         f"one count, so {how}.")
+    unconvertible = [count for count in found if count != channels and {count, channels} != {1, 3}]
+    if unconvertible:
+        raise ValueError(
+            f"the images in {folder} cannot all be read with {channels} channels (--channels {channels}): "
+            f"{listing(unconvertible)}; only greyscale and RGB are converted into each other. Convert those images "
+            "or choose another channel count."
+        )
+    return channels
 
 
 def validation_count(total: int, validation: float | int) -> int:

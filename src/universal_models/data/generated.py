@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from .._validation import check_integer
+
 #: Class names of :func:`make_shapes` and :func:`make_moving_shapes`, by label.
 SHAPE_CLASSES = ("background", "circle", "rectangle", "triangle")
 
@@ -23,8 +25,7 @@ _CHUNK_PIXELS = 4_000_000
 
 
 def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    check_integer(name, value)
 
 
 def _check_shape_arguments(function: str, counts: dict, height: int, width: int, channels: int) -> None:

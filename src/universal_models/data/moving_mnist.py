@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_integer
 from .mnist import load_mnist
 
 #: Labels of :func:`moving_shapes` masks (0 is background).
@@ -25,9 +26,7 @@ SHAPE_CLASSES = ("background", "circle", "square", "triangle")
 
 
 def _positive_int(argument: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}.")
-    return int(value)
+    return check_integer(argument, value)
 
 
 def bouncing_positions(rng: np.random.Generator, n_sequences: int, n_objects: int, n_frames: int,

@@ -19,6 +19,7 @@ from typing import Protocol, Sequence
 import keras
 import numpy as np
 
+from .._validation import check_integer, is_integer
 from .augmentation import PairedAugmentation
 from .folder import validation_count
 
@@ -130,12 +131,12 @@ def _pad_to(image: np.ndarray, mask: np.ndarray | None, height: int, width: int)
 
 
 def _check_size(name: str, size) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        size = (int(size), int(size))
+    if is_integer(size):
+        size = (size, size)
     size = tuple(size)
-    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in size):
+    if len(size) != 2 or any(not is_integer(s) or s < 1 for s in size):
         raise ValueError(f"{name} must be a positive integer or (height, width), got {size!r}.")
-    return size
+    return (int(size[0]), int(size[1]))
 
 
 class PatchDataset(keras.utils.PyDataset):
@@ -195,16 +196,14 @@ class PatchDataset(keras.utils.PyDataset):
             raise ValueError("the training data has no samples.")
         if not getattr(source, "has_masks", True):
             raise ValueError("the training data has no masks; training needs a mask for every image.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        batch_size = check_integer("batch_size", batch_size)
         self.source = source
         self.batch_size = batch_size
         self.patch_size = _check_size("patch_size", patch_size)
         if steps_per_epoch is None:
             area = sum(np.prod(source.image_size(i)) for i in range(len(source)))
             steps_per_epoch = max(1, math.ceil(area / np.prod(self.patch_size) / batch_size))
-        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}.")
+        steps_per_epoch = check_integer("steps_per_epoch", steps_per_epoch)
         self.steps_per_epoch = steps_per_epoch
         self.augmentation = augmentation
         self.seed = int(seed)

@@ -22,12 +22,11 @@ from keras import layers, ops
 
 from .initializers import he_normal
 from .normalization import BatchNormalization
+from .._validation import check_integer
 
 
 def _check_block_size(block_size) -> int:
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 2:
-        raise ValueError(f"block_size must be an integer >= 2 (the upsampling factor), got {block_size!r}.")
-    return block_size
+    return check_integer("block_size", block_size, minimum=2, expected="an integer >= 2 (the upsampling factor)")
 
 
 @keras.saving.register_keras_serializable(package="universal_models")

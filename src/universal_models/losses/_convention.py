@@ -19,6 +19,15 @@ The rules (also in ``docs/losses.md``):
   probability, 0 or 1 (soft values in between are accepted).
 * ``ignore_index``: pixels whose label equals it count nowhere. With one-hot
   targets it names a class channel, and pixels of that class are ignored.
+* Labels must be classes: integer labels in ``[0, channels)`` (``{0, 1}`` for a
+  one-channel output, whose targets may also be soft values in ``[0, 1]``), or
+  ``ignore_index``. Others (5, -1 or 255 for two classes) are an error when
+  their values can be read at the call, that is when they are concrete
+  (eager, not traced) and in host memory: a ``ValueError`` naming them. Inside
+  traced graphs (``jax.jit``, ``tf.function``, ``torch.compile``), or for
+  tensors on an accelerator (reading them would stall the device every step),
+  the loss, or the metric's counts, becomes NaN instead, which the training
+  loop's non-finite guard stops on.
 * The *classes* are the channels for a softmax output and
   ``(background, foreground)`` for a one-channel output, so ``class_weights``
   has ``max(channels, 2)`` entries.
@@ -29,8 +38,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import keras
 import numpy as np
 from keras import ops
+
+from .._validation import is_integer
 
 #: Probabilities are clipped to [EPSILON, 1] before a logarithm.
 EPSILON = 1e-7
@@ -93,7 +105,7 @@ def validate_options(*, from_logits: Any, ignore_index: Any, per_image: Any) -> 
     for name, value in (("from_logits", from_logits), ("per_image", per_image)):
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {value!r}")
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
+    if ignore_index is not None and not is_integer(ignore_index):
         raise ValueError(f"ignore_index must be an integer label (e.g. 255) or None, got {ignore_index!r}")
 
 
@@ -156,6 +168,19 @@ class SegmentationInputs:
     target: Any
     valid: Any
     from_logits: bool
+    label_error: Any = None
+
+    def flag_invalid_labels(self, value):
+        """``value``, or NaN if the labels held values outside the classes that could not be refused when given.
+
+        ``label_error`` is ``None`` when the labels were checked at the call
+        (they were readable, and fine), else a scalar: 0, or NaN when some
+        label lay outside the classes. Every loss and metric passes its
+        result (or counts) through here.
+        """
+        if self.label_error is None:
+            return value
+        return value + ops.cast(self.label_error, value.dtype)
 
     @property
     def channels(self) -> int:
@@ -240,6 +265,64 @@ class SegmentationInputs:
         return np.ones(1, dtype="float32") if self.binary else weights
 
 
+def _readable_now(tensor) -> bool:
+    """Whether ``tensor``'s values can be read here without tracing or a device synchronisation.
+
+    True for concrete (eager, not traced) tensors in host memory: numpy arrays,
+    CPU tensors of eager PyTorch, JAX arrays outside ``jit``, TensorFlow eager
+    tensors. False inside traced graphs and for tensors on an accelerator.
+    """
+    backend = keras.config.backend()
+    if isinstance(tensor, np.ndarray) or backend == "numpy":
+        return True
+    if backend == "torch":
+        import torch
+
+        if not isinstance(tensor, torch.Tensor) or torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return False
+        return tensor.device.type == "cpu"
+    if backend == "jax":
+        import jax
+
+        if not isinstance(tensor, jax.Array) or isinstance(tensor, jax.core.Tracer):
+            return False
+        return all(device.platform == "cpu" for device in tensor.devices())
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly() and hasattr(tensor, "numpy") and "CPU" in str(tensor.device).upper()
+    return False
+
+
+def _check_labels(values, low: float, high: float, ignore_index: int | None, what: str):
+    """``SegmentationInputs.label_error`` for labels that must lie in ``[low, high]`` (or be ``ignore_index``).
+
+    Raises ``ValueError`` naming the bad values when they can be read now
+    (:func:`_readable_now`); returns ``None`` then, else a scalar that is NaN
+    when a label is outside the range.
+    """
+    if not _readable_now(values):
+        bad = ops.logical_or(ops.less(values, low), ops.greater(values, high))
+        if ignore_index is not None:
+            bad = ops.logical_and(bad, ops.not_equal(values, ops.cast(ignore_index, values.dtype)))
+        return ops.where(ops.any(bad), float("nan"), 0.0)
+    array = np.asarray(ops.convert_to_numpy(values))
+    if array.size == 0 or (array.min() >= low and array.max() <= high):  # the common case: two reductions
+        return None
+    bad = (array < low) | (array > high)
+    if ignore_index is not None:
+        bad &= array != ignore_index
+    if not bad.any():
+        return None
+    found = np.unique(array[bad])
+    listed = ", ".join(f"{value:g}" for value in found[:8]) + (" ..." if found.size > 8 else "")
+    raise ValueError(
+        f"y_true holds {'values' if found.size > 1 else 'the value'} {listed} ({int(bad.sum())} pixel{'s' if bad.sum() > 1 else ''}) outside "
+        f"{what}. Fix the labels (0/255 binary masks: divide by 255), give the model more classes, or pass "
+        "ignore_index=<label> to leave such pixels out of the loss and the metrics."
+    )
+
+
 def _static_shape_mismatch(true_shape, pred_shape) -> bool:
     return any(a is not None and b is not None and a != b for a, b in zip(true_shape, pred_shape))
 
@@ -251,8 +334,9 @@ def standardize(y_true, y_pred, *, from_logits: bool = False, ignore_index: int 
     Args:
         y_true: one-hot target shaped like ``y_pred``, or integer labels shaped
             like ``y_pred`` without its channel axis (or with a channel axis of
-            1). Labels outside ``[0, channels)`` that are not ``ignore_index``
-            give an all-zero target row.
+            1). Labels must lie in ``[0, channels)`` (in ``[0, 1]`` for one
+            channel) or equal ``ignore_index``; see the module docstring for
+            what happens to others.
         y_pred: ``(batch, ..., channels)`` logits or probabilities, rank >= 3.
         from_logits: whether ``y_pred`` holds logits.
         ignore_index: label of pixels that count nowhere; with one-hot targets,
@@ -264,8 +348,8 @@ def standardize(y_true, y_pred, *, from_logits: bool = False, ignore_index: int 
 
     Raises:
         ValueError: if the shapes fit none of the forms above, the channel
-            count is unknown, or ``ignore_index`` names no channel of a one-hot
-            target.
+            count is unknown, ``ignore_index`` names no channel of a one-hot
+            target, or readable labels lie outside the classes.
 
     Example:
         >>> inputs = standardize(np.array([[[1, 0]]]), np.full((1, 1, 2, 3), 1 / 3))
@@ -305,10 +389,13 @@ def standardize(y_true, y_pred, *, from_logits: bool = False, ignore_index: int 
 
     if channels == 1:
         target = ops.cast(ops.expand_dims(labels, -1) if labels is not None else y_true, dtype)
+        error = _check_labels(target, 0.0, 1.0, ignore_index,
+                              "[0, 1]: a one-channel (sigmoid) prediction takes targets 0 (background) to 1 "
+                              "(foreground)")
         if ignore_index is None:
-            return SegmentationInputs(y_pred, target, ops.ones_like(target), from_logits)
+            return SegmentationInputs(y_pred, target, ops.ones_like(target), from_logits, error)
         valid = ops.cast(ops.not_equal(target, float(ignore_index)), dtype)
-        return SegmentationInputs(y_pred, target * valid, valid, from_logits)
+        return SegmentationInputs(y_pred, target * valid, valid, from_logits, error)
 
     if labels is None:
         target = ops.cast(y_true, dtype)
@@ -323,11 +410,13 @@ def standardize(y_true, y_pred, *, from_logits: bool = False, ignore_index: int 
         return SegmentationInputs(y_pred, target * valid, valid, from_logits)
 
     labels = ops.expand_dims(ops.cast(labels, "int32"), -1)
+    error = _check_labels(labels, 0, channels - 1, ignore_index,
+                          f"the classes 0 ... {channels - 1} of a prediction with {channels} channels")
     target = ops.cast(ops.equal(labels, ops.arange(channels, dtype="int32")), dtype)
     if ignore_index is None:
-        return SegmentationInputs(y_pred, target, ops.ones_like(target[..., :1]), from_logits)
+        return SegmentationInputs(y_pred, target, ops.ones_like(target[..., :1]), from_logits, error)
     valid = ops.cast(ops.not_equal(labels, ignore_index), dtype)
-    return SegmentationInputs(y_pred, target * valid, valid, from_logits)
+    return SegmentationInputs(y_pred, target * valid, valid, from_logits, error)
 
 
 __all__ = [

@@ -79,7 +79,7 @@ class SegmentationLoss(keras.losses.Loss):
             y_true, y_pred, from_logits=self.from_logits, ignore_index=self.ignore_index,
             dtype=accumulation_dtype(self.dtype),
         )
-        return self.compute(inputs)
+        return inputs.flag_invalid_labels(self.compute(inputs))
 
     def compute(self, inputs: SegmentationInputs):
         """The loss of standardised inputs: a scalar, or one value per image."""

@@ -21,11 +21,11 @@ class CrossEntropyLoss(SegmentationLoss):
     Numerics: log-probabilities come from ``log_softmax``/``log_sigmoid`` of
     logits, exact and with finite gradients for logits of any size. With
     probabilities, they are clipped to ``[1e-7, 1]`` before the log, so 0 and
-    1 give finite values (and no gradient where clipped, as in Keras). Unlike
-    Keras 3.14/3.15's
-    ``sparse_categorical_crossentropy`` on torch, it runs backward on
-    ``(batch, height, width, classes)`` outputs: labels become a one-hot by
-    comparison, no gather kernel is involved.
+    1 give finite values (and no gradient where clipped, as in Keras). Labels
+    become a one-hot by comparison, no gather kernel is involved, so on torch it
+    runs backward on ``(batch, height, width, classes)`` outputs in any memory
+    layout (Keras 3.14+'s ``sparse_categorical_crossentropy`` needs the
+    library's models for that: see ``docs/losses.md``).
 
     Args:
         from_logits, ignore_index, class_weights, per_image, name, reduction,

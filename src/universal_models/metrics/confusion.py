@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from .._validation import check_integer
 from ..losses._convention import (
     SegmentationInputs,
     accumulation_dtype,
@@ -77,9 +78,8 @@ class ConfusionMetric(keras.metrics.Metric):
                  average: str | None = "macro", name: str | None = None, dtype: Any = None):
         super().__init__(name=name, dtype=dtype or "float32")
         validate_options(from_logits=from_logits, ignore_index=ignore_index, per_image=per_image)
-        if n_classes is not None and (isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer))
-                                      or n_classes < 1):
-            raise ValueError(f"n_classes must be an integer >= 1 (1 for a sigmoid output) or None, got {n_classes!r}")
+        n_classes = check_integer("n_classes", n_classes, allow_none=True,
+                                  expected="an integer >= 1 (1 for a sigmoid output) or None")
         if average not in AVERAGES:
             raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
         threshold = check_number("threshold", threshold, minimum=0.0, maximum=1.0, strict_minimum=True)
@@ -164,6 +164,7 @@ class ConfusionMetric(keras.metrics.Metric):
             reduce_pixels(weights * prediction * (1.0 - truth), self.per_image),
             reduce_pixels(weights * (1.0 - prediction) * truth, self.per_image),
         ]
+        counts = [inputs.flag_invalid_labels(count) for count in counts]
         if self.per_image:
             counts = [ops.reshape(count, (-1, count.shape[-1])) for count in counts]
             scores, present = self._scores_and_presence(*counts)
@@ -203,7 +204,8 @@ class ConfusionMetric(keras.metrics.Metric):
             scores, present = self._scores_and_presence(
                 self.true_positives, self.false_positives, self.false_negatives
             )
-        return ops.cast(self._combine(scores, present), self.dtype)
+        # Counts made NaN by labels outside the classes (see the losses' convention) make the result NaN.
+        return ops.cast(self._combine(scores, present) + 0.0 * ops.sum(self.true_positives), self.dtype)
 
     @property
     def _counting_dtype(self) -> str:

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from .loss import UNLABELED
+from ..._validation import check_integer
 
 
 class SemiSupervisedDataset(keras.utils.PyDataset):
@@ -78,8 +79,9 @@ class SemiSupervisedDataset(keras.utils.PyDataset):
                 "and put them into x_unlabeled instead."
             )
         for argument, value in (("batch_size", batch_size), ("labeled_batch_size", labeled_batch_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{argument} must be a positive integer, got {value!r}.")
+            check_integer(argument, value, allow_none=True)
+        batch_size = check_integer("batch_size", batch_size, allow_none=True)
+        labeled_batch_size = check_integer("labeled_batch_size", labeled_batch_size, allow_none=True)
         self.x_labeled, self.y_labeled = x_labeled, y_labeled.astype("int32")
         self.x_unlabeled = x_unlabeled
         self.batch_size = batch_size

@@ -14,6 +14,7 @@ from ...layers.initializers import HostVarianceScaling
 from ...layers.ladder import GaussianCombinator, LadderBatchNormalization, batch_statistics
 from ...registry import register_model
 from .loss import LabeledCrossEntropy, labeled_mask
+from ..._validation import check_integer, is_integer
 
 ENCODERS = ("conv", "dense")
 VARIANTS = ("full", "gamma", "supervised")
@@ -90,15 +91,15 @@ def default_denoising_costs(variant: str, encoder: str, n_levels: int) -> list[f
 
 
 def _positive_ints(argument: str, values) -> tuple[int, ...]:
-    if isinstance(values, int) and not isinstance(values, bool):
+    if is_integer(values):
         values = (values,)
     try:
         values = tuple(values)
     except TypeError:
         values = None
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+    if not values or any(not is_integer(v) or v < 1 for v in values):
         raise ValueError(f"{argument} must be a non-empty sequence of positive integers, got {values!r}.")
-    return values
+    return tuple(int(v) for v in values)
 
 
 def _per_level(argument: str, value, n_levels: int, meaning: str) -> list[float]:
@@ -297,10 +298,11 @@ class LadderNetwork(keras.Model):
         self.image_shape = _positive_ints("image_shape", image_shape)
         if len(self.image_shape) != 3:
             raise ValueError(f"image_shape must be (height, width, channels), got {image_shape!r}.")
-        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        if not is_integer(n_classes) or n_classes < 2:
             raise ValueError(
                 f"a Ladder network classifies into n_classes >= 2 classes (softmax output), got {n_classes!r}."
             )
+        n_classes = int(n_classes)
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}.")
         if variant not in VARIANTS:
@@ -316,9 +318,8 @@ class LadderNetwork(keras.Model):
         self.filters = _positive_ints("filters", filters)
         # The dense encoder may have no hidden layer at all (units=()): softmax regression.
         self.units = _positive_ints("units", units) if len(tuple(units)) else ()
-        for argument, value in (("convs_per_stage", convs_per_stage), ("kernel_size", kernel_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{argument} must be a positive integer, got {value!r}.")
+        convs_per_stage = check_integer("convs_per_stage", convs_per_stage)
+        kernel_size = check_integer("kernel_size", kernel_size)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (centred 'same' convolutions), got {kernel_size}.")
         if not 0.0 <= float(batch_norm_momentum) < 1.0:

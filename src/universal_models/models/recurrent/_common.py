@@ -11,6 +11,7 @@ depend on the number of frames; the time axis is unfolded only around the
 
 from __future__ import annotations
 
+from ..._validation import check_integer
 from ...layers.blocks import check_min_size, classifier_head, padded_input, restore_size
 from ...layers.initializers import HostOrthogonal, glorot_uniform
 from ...layers.recurrent import ConvLSTM2D
@@ -19,13 +20,14 @@ from ...layers.time import FoldTime, UnfoldTime
 
 def check_positive_int(argument: str, value, minimum: int = 1) -> int:
     """Raise ``ValueError`` unless ``value`` is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}.")
-    return value
+    return check_integer(argument, value, minimum=minimum)
 
 
-def check_sequence_options(model_name: str, stateful, timesteps, batchsize) -> None:
+def check_sequence_options(model_name: str, stateful, timesteps, batchsize) -> tuple[int | None, int | None]:
     """Validate the ``stateful``/``timesteps``/``batchsize`` options of a recurrent model.
+
+    Returns:
+        ``(timesteps, batchsize)`` as Python ints (or ``None``).
 
     Raises:
         ValueError: ``stateful`` is not a bool; ``timesteps`` or ``batchsize``
@@ -34,9 +36,8 @@ def check_sequence_options(model_name: str, stateful, timesteps, batchsize) -> N
     """
     if not isinstance(stateful, bool):
         raise ValueError(f"stateful must be True or False, got {stateful!r}.")
-    for argument, value in (("timesteps", timesteps), ("batchsize", batchsize)):
-        if value is not None:
-            check_positive_int(argument, value)
+    timesteps = check_integer("timesteps", timesteps, allow_none=True)
+    batchsize = check_integer("batchsize", batchsize, allow_none=True)
     if stateful and (batchsize is None or timesteps is None):
         missing = " and ".join(
             argument for argument, value in (("batchsize", batchsize), ("timesteps", timesteps)) if value is None
@@ -47,6 +48,7 @@ def check_sequence_options(model_name: str, stateful, timesteps, batchsize) -> N
             "For frame-by-frame streaming use batchsize=<number of parallel sequences>, timesteps=1, "
             "or build a stateless model and call universal_models.to_stateful(model, batchsize)."
         )
+    return timesteps, batchsize
 
 
 def sequence_input(model_name: str, input_height, input_width, input_channels: int, multiple: int, *,
@@ -62,7 +64,7 @@ def sequence_input(model_name: str, input_height, input_width, input_channels: i
         the padded frames as ``(batch * time, h', w', c)``, and whether the
         output must be cropped back (see :func:`sequence_output`).
     """
-    check_sequence_options(model_name, stateful, timesteps, batchsize)
+    timesteps, batchsize = check_sequence_options(model_name, stateful, timesteps, batchsize)
     if input_height is None or input_width is None:
         raise ValueError(
             f"{model_name} needs a fixed frame size, got input_height={input_height!r}, "

@@ -75,10 +75,10 @@ def build_lstm_full(
     Example:
         >>> model, h, w = build_lstm_full(64, 64, 1, 1, lstm_layers=3)
     """
-    check_positive_int("base_filters", base_filters)
-    check_positive_int("depth", depth)
-    check_positive_int("lstm_layers", lstm_layers)
-    check_positive_int("lstm_kernel_size", lstm_kernel_size)
+    base_filters = check_positive_int("base_filters", base_filters)
+    depth = check_positive_int("depth", depth)
+    lstm_layers = check_positive_int("lstm_layers", lstm_layers)
+    lstm_kernel_size = check_positive_int("lstm_kernel_size", lstm_kernel_size)
     bottom_filters = base_filters * 2**depth
     lstm_filters = bottom_filters if lstm_filters is None else check_positive_int("lstm_filters", lstm_filters)
     inputs, tensor, needs_crop = sequence_input(

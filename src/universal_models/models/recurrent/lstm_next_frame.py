@@ -85,9 +85,9 @@ def build_lstm_next_frame(
         >>> model, h, w = build_lstm_next_frame(64, 64, 1, 1, base_filters=16)
         >>> model.compile(optimizer="adam", loss="binary_crossentropy")
     """
-    check_positive_int("base_filters", base_filters)
-    check_positive_int("depth", depth)
-    check_positive_int("lstm_kernel_size", lstm_kernel_size)
+    base_filters = check_positive_int("base_filters", base_filters)
+    depth = check_positive_int("depth", depth)
+    lstm_kernel_size = check_positive_int("lstm_kernel_size", lstm_kernel_size)
     inputs, tensor, needs_crop = sequence_input(
         "lstm_next_frame", input_height, input_width, input_channels, 2**depth,
         stateful=stateful, timesteps=timesteps, batchsize=batchsize,

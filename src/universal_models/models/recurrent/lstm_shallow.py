@@ -64,8 +64,8 @@ def build_lstm_shallow(
     Example:
         >>> model, h, w = build_lstm_shallow(32, 32, 1, 3, filters=16)
     """
-    check_positive_int("filters", filters)
-    check_positive_int("lstm_kernel_size", lstm_kernel_size)
+    filters = check_positive_int("filters", filters)
+    lstm_kernel_size = check_positive_int("lstm_kernel_size", lstm_kernel_size)
     lstm_filters = filters if lstm_filters is None else check_positive_int("lstm_filters", lstm_filters)
     inputs, tensor, needs_crop = sequence_input(
         "lstm_shallow", input_height, input_width, input_channels, 2,

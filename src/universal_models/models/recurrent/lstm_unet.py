@@ -87,9 +87,9 @@ def build_lstm_unet(
         >>> model.output_shape
         (None, None, 64, 64, 2)
     """
-    check_positive_int("base_filters", base_filters)
-    check_positive_int("depth", depth)
-    check_positive_int("lstm_kernel_size", lstm_kernel_size)
+    base_filters = check_positive_int("base_filters", base_filters)
+    depth = check_positive_int("depth", depth)
+    lstm_kernel_size = check_positive_int("lstm_kernel_size", lstm_kernel_size)
     bottom_filters = base_filters * 2**depth
     lstm_filters = bottom_filters if lstm_filters is None else check_positive_int("lstm_filters", lstm_filters)
     if not 0.0 <= dropout < 1.0:

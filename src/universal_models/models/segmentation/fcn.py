@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from keras import initializers, layers
 
+from ..._validation import check_integer
 from ...graph import GraphModel
 from ...layers.blocks import check_min_size, conv_bn_act, conv_stack, output_activation_layer, padded_input, restore_size
 from ...layers.initializers import BilinearUpsampling, glorot_uniform
@@ -35,9 +36,8 @@ def _score(tensor, n_classes: int, *, name: str, zero: bool = False):
 def _fcn(stride: int, input_height, input_width, input_channels, n_classes, *, base_filters, fc_filters,
          dropout, batch_norm, output_activation):
     name = f"fcn{stride}"
-    for option, value in (("base_filters", base_filters), ("fc_filters", fc_filters)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
+    base_filters = check_integer("base_filters", base_filters)
+    fc_filters = check_integer("fc_filters", fc_filters)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     check_min_size(name, input_height, input_width, 32, "its VGG16 backbone max-pools 5 times")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..._validation import check_integer
 from ...graph import GraphModel
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
 from ...layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
@@ -18,10 +19,8 @@ def _block_filters(base_filters: int, n_blocks: int) -> list[int]:
 
 def _segnet(name, input_height, input_width, input_channels, n_classes, *, base_filters, n_blocks,
             output_activation):
-    if not isinstance(n_blocks, int) or not 1 <= n_blocks <= len(VGG16_CONVS):
-        raise ValueError(f"n_blocks must be an integer from 1 to {len(VGG16_CONVS)}, got {n_blocks!r}")
-    if not isinstance(base_filters, int) or base_filters < 1:
-        raise ValueError(f"base_filters must be an integer >= 1, got {base_filters!r}")
+    n_blocks = check_integer("n_blocks", n_blocks, maximum=len(VGG16_CONVS))
+    base_filters = check_integer("base_filters", base_filters)
     factor = 2**n_blocks
     check_min_size(name, input_height, input_width, factor, f"it max-pools {n_blocks} times")
     filters = _block_filters(base_filters, n_blocks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
+from ..._validation import check_integer
 from ...graph import GraphModel
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
 from ...registry import register_model
@@ -37,8 +38,7 @@ def build_testnet(
     Example:
         >>> model, h, w = build_testnet(64, 64, 1, 2)
     """
-    if not isinstance(base_filters, int) or base_filters < 1:
-        raise ValueError(f"base_filters must be an integer >= 1, got {base_filters!r}")
+    base_filters = check_integer("base_filters", base_filters)
     check_min_size("testnet", input_height, input_width, 8, "it halves the resolution 3 times")
     inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, 8, model_name="testnet")
     widths = [base_filters, base_filters * 2, base_filters * 4]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
+from ..._validation import check_integer
 from ...graph import GraphModel
 from ...layers.initializers import glorot_uniform
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
@@ -59,10 +60,8 @@ def _unet(
     upsampling: str,
     output_activation,
 ):
-    if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-    if not isinstance(base_filters, int) or base_filters < 1:
-        raise ValueError(f"base_filters must be an integer >= 1, got {base_filters!r}")
+    depth = check_integer("depth", depth)
+    base_filters = check_integer("base_filters", base_filters)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     if upsampling not in UPSAMPLING_MODES:
