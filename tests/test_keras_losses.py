@@ -20,7 +20,7 @@ import keras
 import universal_models as um
 from universal_models.losses import CrossEntropyLoss
 
-from tests.helpers import threshold_batch, train_steps
+from tests.helpers import threshold_batch, to_backend, to_numpy, train_steps
 
 torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the workaround is for the torch backend")
 
@@ -59,11 +59,9 @@ def _keras_314_sparse_ce(labels, probabilities):
 
 
 def _torch_bug_present() -> bool:
-    import torch
-
-    probabilities = torch.full((1, 2, 2, 2), 0.5, requires_grad=True)
+    probabilities = to_backend(np.full((1, 2, 2, 2), 0.5, "float32"), requires_grad=True)  # on Keras' device
     try:
-        _keras_314_sparse_ce(torch.zeros((1, 2, 2), dtype=torch.int64), probabilities).sum().backward()
+        _keras_314_sparse_ce(to_backend(np.zeros((1, 2, 2), "int64")), probabilities).sum().backward()
     except RuntimeError as error:
         assert "contiguous" in str(error)
         return True
@@ -78,7 +76,7 @@ def test_class_major_outputs_run_the_failing_call_with_the_same_gradients():
 
     images, labels = threshold_batch(2, 32, 32, 1, 3)
     model = _unet()
-    targets = torch.as_tensor(labels, dtype=torch.int64)
+    targets = to_backend(labels.astype("int64"))  # on Keras' device
     outputs = model(images, training=True)
     if _torch_bug_present():
         with pytest.raises(RuntimeError, match="contiguous"):
@@ -95,8 +93,7 @@ def test_class_major_outputs_run_the_failing_call_with_the_same_gradients():
     reference_outputs = model(images, training=True)
     reference = gradients(-(one_hot * torch.log(torch.clip(reference_outputs, 1e-7, 1 - 1e-7))).sum(-1).mean())
     for value, expected in zip(found, reference):
-        np.testing.assert_allclose(value.detach().cpu().numpy(), expected.detach().cpu().numpy(),
-                                   rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(to_numpy(value), to_numpy(expected), rtol=1e-4, atol=1e-6)
         assert value.stride() == expected.stride()  # the gradient comes back in the weights' own layout
 
 
@@ -108,9 +105,9 @@ def test_outputs_reach_the_loss_class_major_only_where_keras_needs_it(monkeypatc
 
     keras_version = tuple(int(part) for part in keras.__version__.split(".")[:2])
     assert _torch_graph._sparse_ce_backward_fails("cpu") == (keras_version >= (3, 14) and _torch_bug_present())
-    outputs = torch.rand((2, 4, 4, 3), requires_grad=True)
+    outputs = to_backend(np.random.default_rng(0).random((2, 4, 4, 3)).astype("float32"), requires_grad=True)
     for fails in (False, True):
-        monkeypatch.setitem(_torch_graph._CLASS_AXIS_LOSS_FAILS, "cpu", fails)
+        monkeypatch.setitem(_torch_graph._CLASS_AXIS_LOSS_FAILS, outputs.device.type, fails)
         given = _torch_graph.outputs_for_loss({"segmentation": outputs, "count": outputs.sum()})
         assert (given["segmentation"] is outputs) != fails
         assert given["count"] is not None and given["count"].ndim == 0
