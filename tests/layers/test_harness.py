@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import universal_models  # noqa: F401  (registers the layers)
+from universal_models.data.augmentation import SegmentationRandomRotation
 from universal_models.layers.activation import Activation
 from universal_models.layers.checks import InputGuard
 from universal_models.layers.depth_to_space import DepthToSpace
@@ -69,6 +70,8 @@ CASES = {
     "MaxPoolingWithArgmax2D": Case(MaxPoolingWithArgmax2D, {"pool_size": 2}),
     "MaxUnpooling2D": Case(MaxUnpooling2D, {"pool_size": 2},
                            lambda: [_images(2, 4, 4, 3), _indices(2, 4, 4, 3)]),
+    "SegmentationRandomRotation": Case(SegmentationRandomRotation, {"factor": 0.1, "seed": 1,
+                                                                    "fill_mode": "reflect"}),
     "PadToMultiple": Case(PadToMultiple, {"multiple": 4, "mode": "reflect"},
                           lambda: _images(2, 7, 9, 3)),
 }
@@ -97,6 +100,11 @@ def _outputs(layer, arrays) -> list[np.ndarray]:
     return [to_numpy(output) for output in _call(layer, arrays)]
 
 
+def _symbols(arrays):
+    symbols = [keras.KerasTensor(array.shape, dtype=str(array.dtype)) for array in arrays]
+    return symbols if len(symbols) > 1 else symbols[0]
+
+
 def _make(name):
     case = CASES[name]
     return case.layer(**case.kwargs), _as_list(case.inputs())
@@ -117,8 +125,7 @@ def test_builds_and_calls(name):
     outputs = _outputs(layer, arrays)
     assert layer.built
     # what Keras infers symbolically (compute_output_shape where the layer has one) is what it computes
-    symbols = [keras.KerasTensor(array.shape, dtype=str(array.dtype)) for array in arrays]
-    expected = _as_list(layer.compute_output_spec(symbols if len(symbols) > 1 else symbols[0]))
+    expected = _as_list(layer.compute_output_spec(_symbols(arrays)))
     assert [tuple(output.shape) for output in outputs] == [tuple(spec.shape) for spec in expected]
     assert [str(output.dtype) for output in outputs] == [spec.dtype for spec in expected]
     for output in outputs:
@@ -128,12 +135,15 @@ def test_builds_and_calls(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_config_round_trip(name):
     layer, arrays = _make(name)
+    # built symbolically, so that a random layer's generator has not moved when its weights are copied
+    layer(_symbols(arrays))
+    weights = layer.get_weights()
     expected = _outputs(layer, arrays)
     config = layer.get_config()
     clone = type(layer).from_config(config)
     assert clone.get_config() == config
-    _call(clone, arrays)  # builds the clone's weights
-    clone.set_weights(layer.get_weights())
+    clone(_symbols(arrays))
+    clone.set_weights(weights)
     for got, want in zip(_outputs(clone, arrays), expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 

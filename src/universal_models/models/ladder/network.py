@@ -615,7 +615,7 @@ class LadderNetwork(keras.Model):
             )
         if self.built and self.optimizer is not None and not self.optimizer.built:
             # Adam's moments now: on TensorFlow, creating them inside the first traced
-            # step makes it trace the step twice (see universal_models.preparation).
+            # step makes it trace the step twice (see universal_models.training.preparation).
             self.optimizer.build(self.trainable_variables)
         return super().fit(x, y, *args, **kwargs)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from ...graph import GraphModel
+from ...runtime.graph import GraphModel
 from ...layers.blocks import conv_stack
 from ...layers.depth_to_space import subpixel_upsampling
 from ...registry import register_model

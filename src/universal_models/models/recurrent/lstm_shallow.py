@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...graph import GraphModel
+from ...runtime.graph import GraphModel
 from ...layers.blocks import conv_bn_act
 from ...layers.depth_to_space import subpixel_upsampling
 from ...registry import register_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from ...graph import GraphModel
+from ...runtime.graph import GraphModel
 from ...registry import register_model
 from ..segmentation.unet import UPSAMPLING_MODES, unet_decoder, unet_encoder
 from ..._validation import check_integer

@@ -6,7 +6,7 @@ from __future__ import annotations
 from keras import initializers, layers
 
 from ..._validation import check_integer
-from ...graph import GraphModel
+from ...runtime.graph import GraphModel
 from ...layers.blocks import check_min_size, conv_bn_act, conv_stack, output_activation_layer, padded_input, restore_size
 from ...layers.initializers import BilinearUpsampling, glorot_uniform
 from ...registry import register_model
