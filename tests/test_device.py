@@ -20,7 +20,7 @@ import pytest
 import keras
 import universal_models as um
 
-from tests.test_graph import SMALL
+from tests.models.options import SMALL
 from tests.helpers import to_backend, to_numpy
 
 torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the device guard watches the torch backend")

@@ -26,24 +26,10 @@ from universal_models.layers.blocks import conv_bn_act
 from universal_models.layers.normalization import BatchNormalization
 
 from tests.helpers import infer, perturb_weights, to_backend, to_numpy
+from tests.models.options import SMALL
 
 torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the plan runs on the torch backend only")
 
-#: every GraphModel in the registry, small
-SMALL = {
-    "testnet": {"base_filters": 4},
-    "unet": {"base_filters": 4, "depth": 2},
-    "unet_shallow": {"base_filters": 4},
-    "segnet": {"base_filters": 4, "n_blocks": 3},
-    "segnet_shallow": {"base_filters": 4},
-    "fcn8": {"base_filters": 4, "fc_filters": 16, "dropout": 0.0},
-    "fcn16": {"base_filters": 4, "fc_filters": 16, "dropout": 0.0},
-    "fcn32": {"base_filters": 4, "fc_filters": 16, "dropout": 0.0},
-    "lstm_unet": {"base_filters": 4, "depth": 2},
-    "lstm_shallow": {"filters": 8},
-    "lstm_full": {"base_filters": 4, "depth": 2},
-    "lstm_next_frame": {"base_filters": 8, "depth": 2},
-}
 
 
 def _build(name: str):

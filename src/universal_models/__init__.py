@@ -10,19 +10,21 @@ Importing this package picks a Keras backend if you have not (see
 from __future__ import annotations
 
 from ._backend_select import select_backend as _select_backend
+from ._compat import install as _install_moved_modules
 
 _select_backend()
+_install_moved_modules()  # old module paths (universal_models.graph, .stateful, ...) keep working
 
 import keras  # noqa: E402  (must follow the backend choice)
 
-from .graph import GraphModel  # noqa: E402
+from .runtime.graph import GraphModel  # noqa: E402
 from .registry import ModelInfo, get_model, list_models, model_options, register_model  # noqa: E402
-from .stateful import predict_stream, reset_states, rollout, to_stateful  # noqa: E402
+from .inference.stateful import predict_stream, reset_states, rollout, to_stateful  # noqa: E402
 from . import losses, metrics  # noqa: E402  (registers every loss and metric, and their string names)
 from . import layers, models  # noqa: E402,F401  (registers every layer and model: saved models load after this import)
-from .saving import load_model  # noqa: E402
-from .allocator import keep_freed_memory  # noqa: E402
-from .preparation import prepare_training  # noqa: E402
+from .inference.loading import load_model  # noqa: E402
+from .runtime.allocator import keep_freed_memory  # noqa: E402
+from .training.preparation import prepare_training  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -21,12 +21,13 @@ import keras
 import universal_models as um
 
 from tests.helpers import infer, perturb_weights, threshold_batch, train_steps
+from tests.models.options import SMALL
 
 
 class ModelTest:
     name: str = ""
-    #: small options used by the fast tests
-    options: dict = {}
+    #: options for the fast tests; None: the model's entry in tests/models/options.py
+    options: dict | None = None
     #: the documented minimum input size (height and width)
     min_size: int = 8
     #: SGD learning rate (momentum 0.9) and steps for the learning tests
@@ -37,7 +38,7 @@ class ModelTest:
     blob_radius: int = 2
 
     def build(self, height, width, channels, n_classes, **overrides):
-        options = {**self.options, **overrides}
+        options = {**(SMALL[self.name] if self.options is None else self.options), **overrides}
         return um.get_model(self.name, height, width, channels, n_classes, **options)
 
     # -- shapes and values -------------------------------------------------

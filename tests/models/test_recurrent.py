@@ -17,14 +17,9 @@ from universal_models.data import moving_shapes
 from universal_models.layers import ICNR, DepthToSpace
 
 from tests.helpers import infer, perturb_weights, train_steps
+from tests.models.options import RECURRENT
 
-#: small options per model for the fast tests
-CASES = {
-    "lstm_unet": {"base_filters": 4, "depth": 2},
-    "lstm_shallow": {"filters": 8},
-    "lstm_full": {"base_filters": 4, "depth": 2},
-    "lstm_next_frame": {"base_filters": 8, "depth": 2},
-}
+CASES = RECURRENT
 MODELS = list(CASES)
 
 

@@ -7,17 +7,16 @@ import pytest
 import universal_models as um
 
 from .base import ModelTest
+from .options import SMALL
 
 
 class TestTestNet(ModelTest):
     name = "testnet"
-    options = {"base_filters": 8}
     min_size = 8
 
 
 class TestUNet(ModelTest):
     name = "unet"
-    options = {"base_filters": 8}
     min_size = 16
 
 
@@ -26,7 +25,7 @@ class TestUNetBilinear(ModelTest):
     the layers these options change; the others are TestUNet's (same code)."""
 
     name = "unet"
-    options = {"base_filters": 8, "upsampling": "bilinear", "dropout": 0.2}
+    options = {**SMALL["unet"], "upsampling": "bilinear", "dropout": 0.2}
     min_size = 16
     test_logits_output = test_learns_with_one_hot_labels_and_rgb = test_learns_binary = None
     test_too_small_input_names_the_minimum = test_unknown_option_is_refused = None
@@ -35,27 +34,23 @@ class TestUNetBilinear(ModelTest):
 
 class TestUNetShallow(ModelTest):
     name = "unet_shallow"
-    options = {"base_filters": 8}
     min_size = 8
 
 
 class TestSegNet(ModelTest):
     name = "segnet"
-    options = {"base_filters": 16}
     min_size = 32
     learning_rate = 0.3
 
 
 class TestSegNetShallow(ModelTest):
     name = "segnet_shallow"
-    options = {"base_filters": 16}
     min_size = 8
     learning_rate = 0.3
 
 
 class TestFCN32(ModelTest):
     name = "fcn32"
-    options = {"base_filters": 4, "fc_filters": 32, "dropout": 0.0}
     min_size = 32
     learn_size = 128
     blob_radius = 16
@@ -63,7 +58,6 @@ class TestFCN32(ModelTest):
 
 class TestFCN16(ModelTest):
     name = "fcn16"
-    options = {"base_filters": 4, "fc_filters": 32, "dropout": 0.0}
     min_size = 32
     learn_size = 64
     blob_radius = 10
@@ -71,7 +65,6 @@ class TestFCN16(ModelTest):
 
 class TestFCN8(ModelTest):
     name = "fcn8"
-    options = {"base_filters": 4, "fc_filters": 32, "dropout": 0.0}
     min_size = 32
     learn_size = 64
     blob_radius = 10

@@ -24,13 +24,9 @@ SHAPE_CLASSES = ("background", "circle", "rectangle", "triangle")
 _CHUNK_PIXELS = 4_000_000
 
 
-def _check_positive(name: str, value: int) -> None:
-    check_integer(name, value)
-
-
 def _check_shape_arguments(function: str, counts: dict, height: int, width: int, channels: int) -> None:
     for name, value in {**counts, "height": height, "width": width}.items():
-        _check_positive(name, value)
+        check_integer(name, value)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}.")
     if min(height, width) < 8:
@@ -343,7 +339,7 @@ def make_particles(
     """
     for name, value in (("n", n), ("height", height), ("width", width),
                         ("n_particle_classes", n_particle_classes), ("max_particles", max_particles)):
-        _check_positive(name, value)
+        check_integer(name, value)
     if attribute not in ("intensity", "size"):
         raise ValueError(f"attribute must be 'intensity' or 'size', got {attribute!r}.")
     if not radius > 0:

@@ -25,10 +25,6 @@ from .mnist import load_mnist
 SHAPE_CLASSES = ("background", "circle", "square", "triangle")
 
 
-def _positive_int(argument: str, value) -> int:
-    return check_integer(argument, value)
-
-
 def bouncing_positions(rng: np.random.Generator, n_sequences: int, n_objects: int, n_frames: int,
                        travel: int, step_length: float = 0.1) -> np.ndarray:
     """Top-left corners of objects bouncing in a box, as in Srivastava et al.
@@ -109,10 +105,10 @@ def moving_mnist(digits, n_sequences: int, n_frames: int = 20, *, canvas_size: i
             f"digits must be a non-empty stack of images (n, height, width), got shape {digits.shape}; "
             "pass load_mnist(folder)[0] or the folder itself."
         )
-    n_sequences = _positive_int("n_sequences", n_sequences)
-    n_frames = _positive_int("n_frames", n_frames)
-    n_digits = _positive_int("n_digits", n_digits)
-    canvas_size = _positive_int("canvas_size", canvas_size)
+    n_sequences = check_integer("n_sequences", n_sequences)
+    n_frames = check_integer("n_frames", n_frames)
+    n_digits = check_integer("n_digits", n_digits)
+    canvas_size = check_integer("canvas_size", canvas_size)
     digit_height, digit_width = digits.shape[1:]
     if max(digit_height, digit_width) >= canvas_size:
         raise ValueError(
@@ -179,11 +175,11 @@ def moving_shapes(n_sequences: int, n_frames: int = 10, *, size: int = 64, n_sha
         >>> frames.shape, masks.shape
         ((8, 4, 16, 16, 1), (8, 4, 16, 16))
     """
-    n_sequences = _positive_int("n_sequences", n_sequences)
-    n_frames = _positive_int("n_frames", n_frames)
-    n_shapes = _positive_int("n_shapes", n_shapes)
-    size = _positive_int("size", size)
-    shape_size = max(size // 4, 3) if shape_size is None else _positive_int("shape_size", shape_size)
+    n_sequences = check_integer("n_sequences", n_sequences)
+    n_frames = check_integer("n_frames", n_frames)
+    n_shapes = check_integer("n_shapes", n_shapes)
+    size = check_integer("size", size)
+    shape_size = max(size // 4, 3) if shape_size is None else check_integer("shape_size", shape_size)
     if shape_size >= size:
         raise ValueError(f"shape_size must be smaller than size ({size}), got {shape_size}.")
     if noise < 0:

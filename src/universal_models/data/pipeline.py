@@ -19,7 +19,7 @@ from typing import Protocol, Sequence
 import keras
 import numpy as np
 
-from .._validation import check_integer, is_integer
+from .._validation import check_integer, check_size
 from .augmentation import PairedAugmentation
 from .folder import validation_count
 
@@ -130,15 +130,6 @@ def _pad_to(image: np.ndarray, mask: np.ndarray | None, height: int, width: int)
     return image, mask
 
 
-def _check_size(name: str, size) -> tuple[int, int]:
-    if is_integer(size):
-        size = (size, size)
-    size = tuple(size)
-    if len(size) != 2 or any(not is_integer(s) or s < 1 for s in size):
-        raise ValueError(f"{name} must be a positive integer or (height, width), got {size!r}.")
-    return (int(size[0]), int(size[1]))
-
-
 class PatchDataset(keras.utils.PyDataset):
     """Random training patches of a source, augmented, in batches.
 
@@ -199,7 +190,7 @@ class PatchDataset(keras.utils.PyDataset):
         batch_size = check_integer("batch_size", batch_size)
         self.source = source
         self.batch_size = batch_size
-        self.patch_size = _check_size("patch_size", patch_size)
+        self.patch_size = check_size("patch_size", patch_size)
         if steps_per_epoch is None:
             area = sum(np.prod(source.image_size(i)) for i in range(len(source)))
             steps_per_epoch = max(1, math.ceil(area / np.prod(self.patch_size) / batch_size))
@@ -336,7 +327,7 @@ class TileDataset(keras.utils.PyDataset):
             raise ValueError("the validation data has no masks.")
         self.source = source
         self.batch_size = batch_size
-        self.patch_size = _check_size("patch_size", patch_size)
+        self.patch_size = check_size("patch_size", patch_size)
         self.n_output_channels = n_output_channels
         height, width = self.patch_size
         self.tiles = []

@@ -7,7 +7,7 @@ kernel on the torch backend instead of a chain of ``keras.ops``; the output
 :class:`~universal_models.layers.activation.Activation` computes a few-class
 softmax over PyTorch's channels-last view;
 :class:`~universal_models.layers.recurrent.ConvLSTM2D` unrolls short sequences
-on every backend; and :class:`~universal_models.graph.GraphModel` runs its
+on every backend; and :class:`~universal_models.runtime.graph.GraphModel` runs its
 graph through a lean plan on torch (direct convolutions, batch norm with an
 in-place ReLU, batch norm folded into convolutions in inference, early release
 of intermediates). Both ways give the same numbers (to float32 rounding;

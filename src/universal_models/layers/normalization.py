@@ -87,7 +87,7 @@ def torch_batch_norm(layer: keras.layers.BatchNormalization, inputs, training, r
     """The torch fast path of :class:`BatchNormalization` (inputs for which ``_fast_path_applies``).
 
     ``relu=True`` also applies a ReLU, in place on the normalised tensor (no
-    second output buffer): :class:`universal_models.graph.GraphModel` asks for it
+    second output buffer): :class:`universal_models.runtime.graph.GraphModel` asks for it
     when the layer's only consumer is a ReLU. The batch-norm backward pass does
     not read its output, so the in-place ReLU leaves gradients unchanged.
     """

@@ -23,7 +23,7 @@ import keras
 from keras import ops
 
 from .fast_paths import fast_paths_enabled
-from .memory_format import memory_format_of, relayout
+from ..runtime.torch.memory_format import memory_format_of, relayout
 
 
 def _fold_windows(inputs, pool_size):

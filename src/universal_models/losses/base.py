@@ -6,26 +6,8 @@ from typing import Any, Sequence
 
 import keras
 
+from .._validation import check_number  # noqa: F401  (re-exported: importable from here, as before)
 from ._convention import SegmentationInputs, accumulation_dtype, standardize, validate_class_weights, validate_options
-
-
-def check_number(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
-                 strict_minimum: bool = False) -> float:
-    """``value`` as a float, or ``ValueError`` naming the option and the allowed range.
-
-    Example:
-        >>> check_number("gamma", 2, minimum=0)
-        2.0
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    too_small = minimum is not None and (value <= minimum if strict_minimum else value < minimum)
-    if too_small or (maximum is not None and value > maximum):
-        low = "" if minimum is None else f"{'>' if strict_minimum else '>='} {minimum}"
-        high = "" if maximum is None else f"<= {maximum}"
-        raise ValueError(f"{name} must be {' and '.join(part for part in (low, high) if part)}, got {value}")
-    return value
 
 
 class SegmentationLoss(keras.losses.Loss):

@@ -14,7 +14,7 @@ from ...layers.initializers import HostVarianceScaling
 from ...layers.ladder import GaussianCombinator, LadderBatchNormalization, batch_statistics
 from ...registry import register_model
 from .loss import LabeledCrossEntropy, labeled_mask
-from ..._validation import check_integer, is_integer
+from ..._validation import check_integer, check_integers, is_integer
 
 ENCODERS = ("conv", "dense")
 VARIANTS = ("full", "gamma", "supervised")
@@ -88,18 +88,6 @@ def default_denoising_costs(variant: str, encoder: str, n_levels: int) -> list[f
     if variant == "gamma":
         costs[-1] = 0.5 if encoder == "dense" else 1.0
     return costs
-
-
-def _positive_ints(argument: str, values) -> tuple[int, ...]:
-    if is_integer(values):
-        values = (values,)
-    try:
-        values = tuple(values)
-    except TypeError:
-        values = None
-    if not values or any(not is_integer(v) or v < 1 for v in values):
-        raise ValueError(f"{argument} must be a non-empty sequence of positive integers, got {values!r}.")
-    return tuple(int(v) for v in values)
 
 
 def _per_level(argument: str, value, n_levels: int, meaning: str) -> list[float]:
@@ -295,7 +283,7 @@ class LadderNetwork(keras.Model):
     ):
         kwargs.setdefault("name", "ladder")
         super().__init__(**kwargs)
-        self.image_shape = _positive_ints("image_shape", image_shape)
+        self.image_shape = check_integers("image_shape", image_shape)
         if len(self.image_shape) != 3:
             raise ValueError(f"image_shape must be (height, width, channels), got {image_shape!r}.")
         if not is_integer(n_classes) or n_classes < 2:
@@ -315,9 +303,9 @@ class LadderNetwork(keras.Model):
                 f"output_activation must be one of {OUTPUT_ACTIVATIONS} (None or 'linear' for logits), "
                 f"got {output_activation!r}."
             )
-        self.filters = _positive_ints("filters", filters)
+        self.filters = check_integers("filters", filters)
         # The dense encoder may have no hidden layer at all (units=()): softmax regression.
-        self.units = _positive_ints("units", units) if len(tuple(units)) else ()
+        self.units = check_integers("units", units) if len(tuple(units)) else ()
         convs_per_stage = check_integer("convs_per_stage", convs_per_stage)
         kernel_size = check_integer("kernel_size", kernel_size)
         if kernel_size % 2 == 0:
@@ -627,7 +615,7 @@ class LadderNetwork(keras.Model):
             )
         if self.built and self.optimizer is not None and not self.optimizer.built:
             # Adam's moments now: on TensorFlow, creating them inside the first traced
-            # step makes it trace the step twice (see universal_models.preparation).
+            # step makes it trace the step twice (see universal_models.training.preparation).
             self.optimizer.build(self.trainable_variables)
         return super().fit(x, y, *args, **kwargs)
 

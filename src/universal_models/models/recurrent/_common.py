@@ -18,11 +18,6 @@ from ...layers.recurrent import ConvLSTM2D
 from ...layers.time import FoldTime, UnfoldTime
 
 
-def check_positive_int(argument: str, value, minimum: int = 1) -> int:
-    """Raise ``ValueError`` unless ``value`` is an integer >= ``minimum``."""
-    return check_integer(argument, value, minimum=minimum)
-
-
 def check_sequence_options(model_name: str, stateful, timesteps, batchsize) -> tuple[int | None, int | None]:
     """Validate the ``stateful``/``timesteps``/``batchsize`` options of a recurrent model.
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from keras import layers
 
-from ...graph import GraphModel
+from ...runtime.graph import GraphModel
 from ...layers.blocks import conv_stack
 from ...layers.depth_to_space import subpixel_upsampling
 from ...registry import register_model
-from ._common import check_positive_int, conv_lstm, sequence_input, sequence_output
+from ..._validation import check_integer
+from ._common import conv_lstm, sequence_input, sequence_output
 
 
 @register_model(
@@ -75,12 +76,12 @@ def build_lstm_full(
     Example:
         >>> model, h, w = build_lstm_full(64, 64, 1, 1, lstm_layers=3)
     """
-    base_filters = check_positive_int("base_filters", base_filters)
-    depth = check_positive_int("depth", depth)
-    lstm_layers = check_positive_int("lstm_layers", lstm_layers)
-    lstm_kernel_size = check_positive_int("lstm_kernel_size", lstm_kernel_size)
+    base_filters = check_integer("base_filters", base_filters)
+    depth = check_integer("depth", depth)
+    lstm_layers = check_integer("lstm_layers", lstm_layers)
+    lstm_kernel_size = check_integer("lstm_kernel_size", lstm_kernel_size)
     bottom_filters = base_filters * 2**depth
-    lstm_filters = bottom_filters if lstm_filters is None else check_positive_int("lstm_filters", lstm_filters)
+    lstm_filters = bottom_filters if lstm_filters is None else check_integer("lstm_filters", lstm_filters)
     inputs, tensor, needs_crop = sequence_input(
         "lstm_full", input_height, input_width, input_channels, 2**depth,
         stateful=stateful, timesteps=timesteps, batchsize=batchsize,

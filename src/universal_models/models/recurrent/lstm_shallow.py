@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ...graph import GraphModel
+from ...runtime.graph import GraphModel
 from ...layers.blocks import conv_bn_act
 from ...layers.depth_to_space import subpixel_upsampling
 from ...registry import register_model
-from ._common import check_positive_int, conv_lstm, sequence_input, sequence_output
+from ..._validation import check_integer
+from ._common import conv_lstm, sequence_input, sequence_output
 
 
 @register_model(
@@ -64,9 +65,9 @@ def build_lstm_shallow(
     Example:
         >>> model, h, w = build_lstm_shallow(32, 32, 1, 3, filters=16)
     """
-    filters = check_positive_int("filters", filters)
-    lstm_kernel_size = check_positive_int("lstm_kernel_size", lstm_kernel_size)
-    lstm_filters = filters if lstm_filters is None else check_positive_int("lstm_filters", lstm_filters)
+    filters = check_integer("filters", filters)
+    lstm_kernel_size = check_integer("lstm_kernel_size", lstm_kernel_size)
+    lstm_filters = filters if lstm_filters is None else check_integer("lstm_filters", lstm_filters)
     inputs, tensor, needs_crop = sequence_input(
         "lstm_shallow", input_height, input_width, input_channels, 2,
         stateful=stateful, timesteps=timesteps, batchsize=batchsize, reason="it halves the resolution once",

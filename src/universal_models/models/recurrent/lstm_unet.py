@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from keras import layers
 
-from ...graph import GraphModel
+from ...runtime.graph import GraphModel
 from ...registry import register_model
 from ..segmentation.unet import UPSAMPLING_MODES, unet_decoder, unet_encoder
-from ._common import check_positive_int, conv_lstm, sequence_input, sequence_output
+from ..._validation import check_integer
+from ._common import conv_lstm, sequence_input, sequence_output
 
 
 @register_model(
@@ -87,11 +88,11 @@ def build_lstm_unet(
         >>> model.output_shape
         (None, None, 64, 64, 2)
     """
-    base_filters = check_positive_int("base_filters", base_filters)
-    depth = check_positive_int("depth", depth)
-    lstm_kernel_size = check_positive_int("lstm_kernel_size", lstm_kernel_size)
+    base_filters = check_integer("base_filters", base_filters)
+    depth = check_integer("depth", depth)
+    lstm_kernel_size = check_integer("lstm_kernel_size", lstm_kernel_size)
     bottom_filters = base_filters * 2**depth
-    lstm_filters = bottom_filters if lstm_filters is None else check_positive_int("lstm_filters", lstm_filters)
+    lstm_filters = bottom_filters if lstm_filters is None else check_integer("lstm_filters", lstm_filters)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     if upsampling not in UPSAMPLING_MODES:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from keras import initializers, layers
 
 from ..._validation import check_integer
-from ...graph import GraphModel
+from ...runtime.graph import GraphModel
 from ...layers.blocks import check_min_size, conv_bn_act, conv_stack, output_activation_layer, padded_input, restore_size
 from ...layers.initializers import BilinearUpsampling, glorot_uniform
 from ...registry import register_model
@@ -106,37 +106,40 @@ _FCN_DOC = """{title} (Long, Shelhamer and Darrell 2015, "Fully Convolutional Ne
     """
 
 
-def _make_fcn_builder(stride: int, title: str, skips: str, description: str):
-    @register_model(f"fcn{stride}", "segmentation", description)
-    def build(
-        input_height,
-        input_width,
-        input_channels,
-        n_classes,
-        *,
-        base_filters: int = 64,
-        fc_filters: int = 4096,
-        dropout: float = 0.5,
-        batch_norm: bool = True,
-        output_activation: str | None = "auto",
-    ):
-        return _fcn(stride, input_height, input_width, input_channels, n_classes, base_filters=base_filters,
-                    fc_filters=fc_filters, dropout=dropout, batch_norm=batch_norm,
-                    output_activation=output_activation)
-
-    build.__name__ = build.__qualname__ = f"build_fcn{stride}"
-    build.__doc__ = _FCN_DOC.format(title=title, skips=skips, name=f"fcn{stride}")
-    return build
+_SKIPS = {
+    32: "The class scores are upsampled 32x in one step.",
+    16: "The scores are upsampled 2x and added to scores from pool4 (a skip that starts at zero), then "
+        "upsampled 16x.",
+    8: "The scores are upsampled 2x and added to pool4 scores, upsampled 2x again and added to pool3 scores "
+       "(skips that start at zero), then upsampled 8x.",
+}
 
 
-build_fcn32 = _make_fcn_builder(
-    32, "FCN-32s", "The class scores are upsampled 32x in one step.",
-    "FCN-32s (Long et al. 2015): VGG16 backbone, scores upsampled 32x.")
-build_fcn16 = _make_fcn_builder(
-    16, "FCN-16s", "The scores are upsampled 2x and added to scores from pool4 (a skip that starts at "
-    "zero), then upsampled 16x.",
-    "FCN-16s (Long et al. 2015): FCN-32s plus a pool4 skip.")
-build_fcn8 = _make_fcn_builder(
-    8, "FCN-8s", "The scores are upsampled 2x and added to pool4 scores, upsampled 2x again and added to "
-    "pool3 scores (skips that start at zero), then upsampled 8x.",
-    "FCN-8s (Long et al. 2015): FCN-32s plus pool4 and pool3 skips.")
+@register_model("fcn32", "segmentation", "FCN-32s (Long et al. 2015): VGG16 backbone, scores upsampled 32x.")
+def build_fcn32(input_height, input_width, input_channels, n_classes, *, base_filters: int = 64,
+                fc_filters: int = 4096, dropout: float = 0.5, batch_norm: bool = True,
+                output_activation: str | None = "auto"):
+    return _fcn(32, input_height, input_width, input_channels, n_classes, base_filters=base_filters,
+                fc_filters=fc_filters, dropout=dropout, batch_norm=batch_norm, output_activation=output_activation)
+
+
+@register_model("fcn16", "segmentation", "FCN-16s (Long et al. 2015): FCN-32s plus a pool4 skip.")
+def build_fcn16(input_height, input_width, input_channels, n_classes, *, base_filters: int = 64,
+                fc_filters: int = 4096, dropout: float = 0.5, batch_norm: bool = True,
+                output_activation: str | None = "auto"):
+    return _fcn(16, input_height, input_width, input_channels, n_classes, base_filters=base_filters,
+                fc_filters=fc_filters, dropout=dropout, batch_norm=batch_norm, output_activation=output_activation)
+
+
+@register_model("fcn8", "segmentation", "FCN-8s (Long et al. 2015): FCN-32s plus pool4 and pool3 skips.")
+def build_fcn8(input_height, input_width, input_channels, n_classes, *, base_filters: int = 64,
+               fc_filters: int = 4096, dropout: float = 0.5, batch_norm: bool = True,
+               output_activation: str | None = "auto"):
+    return _fcn(8, input_height, input_width, input_channels, n_classes, base_filters=base_filters,
+                fc_filters=fc_filters, dropout=dropout, batch_norm=batch_norm, output_activation=output_activation)
+
+
+# The variants share one docstring, filled in per variant (as Keras' applications do).
+for _stride, _builder in ((32, build_fcn32), (16, build_fcn16), (8, build_fcn8)):
+    _builder.__doc__ = _FCN_DOC.format(title=f"FCN-{_stride}s", skips=_SKIPS[_stride], name=f"fcn{_stride}")
+del _stride, _builder

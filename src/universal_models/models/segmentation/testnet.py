@@ -5,7 +5,7 @@ from __future__ import annotations
 from keras import layers
 
 from ..._validation import check_integer
-from ...graph import GraphModel
+from ...runtime.graph import GraphModel
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
 from ...registry import register_model
 

@@ -42,15 +42,15 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from .data.augmentation import PairedAugmentation
-from .data.folder import SegmentationFolder
-from .data.generated import GENERATED_DATASETS, SHAPE_CLASSES
-from .data.pipeline import ArraySource, PatchDataset, TileDataset
-from .evaluation import confusion_matrix, scores_from_confusion
-from .inference import fixed_input_size, keras_predictor, labels_from_probabilities, predict_images
-from .registry import get_model, list_models
+from ..data.augmentation import PairedAugmentation
+from ..data.folder import SegmentationFolder
+from ..data.generated import GENERATED_DATASETS, SHAPE_CLASSES
+from ..data.pipeline import ArraySource, PatchDataset, TileDataset
+from ..inference.evaluation import confusion_matrix, scores_from_confusion
+from ..inference.tiled import fixed_input_size, keras_predictor, labels_from_probabilities, predict_images
+from ..registry import get_model, list_models
 from .preparation import prepare_training
-from .saving import load_model
+from ..inference.loading import load_model
 
 STATE_MEMBER = "universal_models_state.json"
 CONFIG_FILE = "config.json"
@@ -105,7 +105,7 @@ class TrainConfig:
             ``--resume`` trains on in the same precision.
         distributed: data-parallel training over every visible device with
             ``keras.distribution.DataParallel`` (JAX backend only; the batch is
-            split over the devices; see :mod:`universal_models.distributed`).
+            split over the devices; see :mod:`universal_models.training.distributed`).
         output: the run folder.
     """
 
@@ -278,7 +278,7 @@ def resolve_loss(name: str):
         return keras.losses.get(name)
     except (ValueError, TypeError) as error:
         try:
-            from .losses import LOSS_ALIASES
+            from ..losses import LOSS_ALIASES
 
             ours = ", ".join(sorted(LOSS_ALIASES))
         except ImportError:  # pragma: no cover  (losses not installed)
@@ -422,7 +422,7 @@ def build_model(config: TrainConfig, data: DataSplit) -> keras.Model:
 
 def _metrics(n_classes: int) -> list:
     try:
-        from .metrics import IoU
+        from ..metrics import IoU
 
         return ["accuracy", IoU(n_classes, name="mean_iou")]
     except ImportError:  # pragma: no cover  (metrics not installed)
@@ -790,13 +790,13 @@ def evaluate_model(model: keras.Model, source, n_classes: int, *, tile_size, ove
         model: a segmentation model.
         source: samples with masks (``ArraySource``, ``SegmentationFolder``).
         n_classes: number of classes (2 for a one-channel sigmoid model).
-        tile_size, overlap, batch_size: see :func:`~universal_models.inference.predict_tiled`.
+        tile_size, overlap, batch_size: see :func:`~universal_models.inference.tiled.predict_tiled`.
         class_names: names for the report.
         keep: also return the first ``keep`` ``(image, truth, prediction)``
             triples (for plots).
 
     Returns:
-        ``(scores, kept)``: :func:`~universal_models.evaluation.scores_from_confusion`
+        ``(scores, kept)``: :func:`~universal_models.inference.evaluation.scores_from_confusion`
         of all pixels, plus ``n_images``; and the kept samples.
     """
     predictor = keras_predictor(model)

@@ -19,8 +19,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ._validation import is_integer
-from .data.pipeline import tile_starts
+from .._validation import is_integer
+from ..data.pipeline import tile_starts
 
 #: Something that maps a batch ``(b, [time,] tile, tile, channels)`` to probabilities.
 BatchPredictor = Callable[[np.ndarray], np.ndarray]

@@ -1,4 +1,4 @@
-"""The eager runner of :class:`universal_models.graph.GraphModel` on the PyTorch backend.
+"""The eager runner of :class:`universal_models.runtime.graph.GraphModel` on the PyTorch backend.
 
 A :class:`GraphPlan` is made once per model from its Keras graph: the layer
 calls in Keras' order, which tensors each call releases (its inputs that no
@@ -55,10 +55,10 @@ from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 from keras.src.backend.torch.core import TORCH_DTYPES
 
-from .layers.activation import Activation
-from .layers.memory_format import relayout
-from .layers.normalization import BatchNormalization, _fast_path_applies, torch_batch_norm, torch_inference_affine
-from .layers.pooling import (MaxPoolingWithArgmax2D, MaxUnpooling2D, _torch_fast_path, torch_max_pool_plane,
+from ...layers.activation import Activation
+from .memory_format import relayout
+from ...layers.normalization import BatchNormalization, _fast_path_applies, torch_batch_norm, torch_inference_affine
+from ...layers.pooling import (MaxPoolingWithArgmax2D, MaxUnpooling2D, _torch_fast_path, torch_max_pool_plane,
                              torch_max_unpool_plane)
 
 def _is_plain_relu(layer) -> bool:
@@ -208,7 +208,7 @@ class _Step:
 
 
 class GraphPlan:
-    """An execution plan for one :class:`~universal_models.graph.GraphModel` (see the module docstring)."""
+    """An execution plan for one :class:`~universal_models.runtime.graph.GraphModel` (see the module docstring)."""
 
     def __init__(self, model: keras.Model):
         self._model = weakref.ref(model)

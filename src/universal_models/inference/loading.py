@@ -36,7 +36,7 @@ def check_model_file(path: str | os.PathLike) -> Path:
                          "keras.saving.load_model in the Keras that wrote it and save it again as .keras.")
     if path.suffix == ".onnx":
         raise ValueError(f"{path} is an ONNX graph, not a Keras model; run it with "
-                         "universal_models.export.OnnxPredictor (or `umodels predict`).")
+                         "universal_models.inference.export.OnnxPredictor (or `umodels predict`).")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a Keras model file (a .keras file is a zip archive; this one is not, or it "
                          "is truncated). Give a file written by model.save(...) or `umodels train`/`export`.")

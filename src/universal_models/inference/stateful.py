@@ -32,7 +32,7 @@ from typing import Any
 
 import keras
 import numpy as np
-from ._validation import check_integer
+from .._validation import check_integer
 
 
 def _all_layers(layer) -> list:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from ._validation import check_integer
+from .._validation import check_integer
 
 #: ONNX operator set used by default (supported by onnxruntime >= 1.17).
 DEFAULT_OPSET = 18

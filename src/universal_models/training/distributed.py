@@ -10,7 +10,7 @@ up for every visible device; call it *before* building the model.
 Several GPUs on one machine::
 
     KERAS_BACKEND=jax umodels train --distributed ...        # or, in Python:
-    from universal_models.distributed import data_parallel
+    from universal_models.training.distributed import data_parallel
     data_parallel()                   # all visible devices (CUDA_VISIBLE_DEVICES limits them)
     model, _, _ = universal_models.get_model("unet", 256, 256, 1, 2)
     model.compile(...); model.fit(images, labels, batch_size=32)   # 32 split over the devices

@@ -16,7 +16,7 @@ dispatch), every intermediate tensor held until the whole forward pass ends
 (so each layer writes to memory that is no longer in the cache), and batch
 norm and ReLU as two passes over memory where PyTorch users write one
 in-place ReLU. :class:`GraphModel` runs the same graph through a plan made
-once per model (:mod:`universal_models._torch_graph`): each intermediate is
+once per model (:mod:`universal_models.runtime.torch.plan`): each intermediate is
 released after its last use, layers are called without Keras' per-call
 bookkeeping when nothing it does applies (built, no masks; under mixed precision
 with the casts and autocast scopes Keras would apply), 2-D convolutions call PyTorch directly with their kernels stored
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import keras
 
-from .layers.fast_paths import fast_paths_enabled
+from ..layers.fast_paths import fast_paths_enabled
 
 
 @keras.saving.register_keras_serializable(package="universal_models")
@@ -88,7 +88,7 @@ class GraphModel(keras.Model):
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         if mask is None and not kwargs and keras.config.backend() == "torch" and fast_paths_enabled():
-            from . import _torch_graph
+            from .torch import plan as _torch_graph
 
             plan = getattr(self, "_torch_plan", None)
             if plan is None:
@@ -103,11 +103,11 @@ class GraphModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Keras' ``compute_loss``; on torch, outputs go to the loss in a layout every Keras loss can
-        run backward on (see :func:`universal_models._torch_graph.outputs_for_loss`: Keras 3.14 and
+        run backward on (see :func:`universal_models.runtime.torch.plan.outputs_for_loss`: Keras 3.14 and
         later fail in ``sparse_categorical_crossentropy``'s backward on ``(batch, height, width,
         classes)`` outputs otherwise)."""
         if keras.config.backend() == "torch" and y_pred is not None:
-            from . import _torch_graph
+            from .torch import plan as _torch_graph
 
             y_pred = _torch_graph.outputs_for_loss(y_pred)
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)
