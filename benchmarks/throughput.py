@@ -3,7 +3,7 @@
 Run once per backend (each in its own virtual environment); prints a Markdown
 table. Training is one epoch of ``model.fit`` (Adam, sparse categorical
 cross-entropy), inference one ``model.predict`` over the same images; ONNX is
-the model exported with :func:`universal_models.export.export_onnx` and run by
+the model exported with :func:`universal_models.inference.export.export_onnx` and run by
 onnxruntime (torch backend, ``--onnx``). Every figure is the median of
 ``--runs`` interleaved runs after one warm-up run. GFLOP/s uses the FLOPs of
 :func:`benchmarks.common.keras_flops` (PyTorch's FlopCounterMode convention: 2
@@ -65,7 +65,7 @@ def measure(key: str, size: int, batch: int, steps: int, runs: int, onnx: bool) 
     train, infer = common.keras_runners(model, images, labels, batch)
     functions = {"train": train, "infer": infer}
     if onnx:
-        from universal_models.export import OnnxPredictor, export_onnx
+        from universal_models.inference.export import OnnxPredictor, export_onnx
 
         path = os.path.join(tempfile.mkdtemp(), f"{key}.onnx")
         try:

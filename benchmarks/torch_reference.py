@@ -383,11 +383,11 @@ def _reference_runners(reference: nn.Module, images: np.ndarray, labels: np.ndar
 def plain_keras_model(model):
     """The same graph and weights as a plain ``keras.Model``, run by Keras' own functional runner
     (what every model was before :class:`universal_models.GraphModel`). Its outputs reach the loss as
-    a GraphModel's do (``universal_models._torch_graph.outputs_for_loss``), so that Keras 3.14+'s
+    a GraphModel's do (``universal_models.runtime.torch.plan.outputs_for_loss``), so that Keras 3.14+'s
     sparse cross-entropy trains it on torch; the forward pass is Keras' alone."""
     import keras
 
-    from universal_models._torch_graph import outputs_for_loss
+    from universal_models.runtime.torch.plan import outputs_for_loss
 
     class KerasRunnerModel(keras.Model):
         def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

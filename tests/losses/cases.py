@@ -53,7 +53,7 @@ def configurations_for_backend() -> list[Configuration]:
     """All configurations, or on jax a subset that still has every option in both states.
 
     Eager jax compiles every operation for every new shape (seconds per loss and configuration on
-    a busy machine); the full matrix runs on jax in ``benchmarks/losses_reference.py``.
+    a busy machine); the full matrix runs on jax in ``python -m tests.losses.reference_table``.
     """
     if keras.config.backend() != "jax":
         return CONFIGURATIONS

@@ -5,7 +5,7 @@ loops over images and classes, ignored pixels *removed* (the library masks
 them), Lovász by sorting with numpy, distance maps with
 ``scipy.ndimage.distance_transform_edt``. They implement the same conventions
 (documented in ``docs/losses.md``), so the library must agree with them to
-float32 precision. Used by the tests and by ``benchmarks/losses_reference.py``.
+float32 precision. Used by the tests and by ``tests/losses/reference_table.py``.
 """
 
 from __future__ import annotations

@@ -17,33 +17,32 @@ class weights; images and sequences; a class absent from the batch):
 MONAI and segmentation_models_pytorch are not dependencies; MONAI's published
 test values are reproduced in ``tests/losses/test_values.py`` and listed here.
 
-Usage (one backend per process; prints a Markdown table):
+It lives beside the references it runs and is not collected by pytest (no ``test_`` prefix).
+Usage, from the repository root (one backend per process; prints a Markdown table; about a minute
+per backend with ``--seeds 5``)::
 
-    KERAS_BACKEND=torch python benchmarks/losses_reference.py --seeds 5 --save torch.json
-    python benchmarks/losses_reference.py --merge torch.json jax.json tensorflow.json
+    KERAS_BACKEND=torch python -m tests.losses.reference_table --seeds 5 --save torch.json
+    python -m tests.losses.reference_table --merge torch.json jax.json tensorflow.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.losses.reference
+import universal_models  # noqa: F401  (chooses the backend)
+import keras
+from scipy import ndimage
+from scipy.spatial.distance import directed_hausdorff
 
-import universal_models  # noqa: E402,F401  (chooses the backend)
-import keras  # noqa: E402
-from scipy import ndimage  # noqa: E402
-from scipy.spatial.distance import directed_hausdorff  # noqa: E402
-
-from universal_models import losses as L  # noqa: E402
-from universal_models import metrics as M  # noqa: E402
-from tests.losses import reference as R  # noqa: E402
-from tests.losses.cases import CONFIGURATIONS, LOSS_PAIRS, applicable, make_case  # noqa: E402
+from universal_models import losses as L
+from universal_models import metrics as M
+from . import reference as R
+from .cases import CONFIGURATIONS, LOSS_PAIRS, applicable, make_case
 
 Row = dict  # name, reference, cases, max_abs, max_rel
 
