@@ -5,8 +5,9 @@ moving statistics, no dropout) to an ``.onnx`` file through Keras' own
 exporter, for a fixed input shape; :class:`OnnxPredictor` runs that file with
 onnxruntime and takes any number of images, cutting them into batches of the
 exported size (padding the last one). The graph needs neither Keras nor this
-library to run, and on a CPU onnxruntime is usually faster than the framework
-(see ``benchmarks/README.md``). Outputs equal the Keras model's to 1e-4
+library to run. On a CPU, ``model.predict`` on torch is as fast as onnxruntime
+for the U-Nets and faster for SegNet; the export is 1.1-1.4 times faster for
+FCN-8s and lstm_unet (``benchmarks/README.md``, "Throughput per backend"). Outputs equal the Keras model's to 1e-4
 (``tests/test_export.py``).
 
 Export needs the torch backend (``pip install 'universal-models[torch,onnx]'``)

@@ -66,8 +66,8 @@ class HostVarianceScaling(keras.initializers.VarianceScaling):
     ``jax.random`` call is compiled by XLA for each new weight shape, so building
     a model with Keras' initializers compiles one program per distinct kernel
     shape (about a second each on a CPU core). Measured on 2 CPU cores: the
-    first U-Net (8 base filters) built in a process took 24 s on JAX with
-    Keras' initializers and 0.6 s with these (``benchmarks/README.md``,
+    first U-Net (16 base filters) built in a fresh process took 43.32 s on JAX
+    with Keras' initializers and 0.57 s with these (``benchmarks/README.md``,
     "Building models on JAX"). A side effect: a given seed gives the same
     initial weights on every backend.
 
