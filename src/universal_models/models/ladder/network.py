@@ -212,8 +212,9 @@ class LadderNetwork(keras.Model):
       when a batch has none). Normalising them together lets the supervised
       cost reach the unlabelled samples through the shared statistics: with
       the same 100 MNIST labels in every batch, the noisy encoder trained on
-      them alone had 36 % test error instead of 17 %, and the full ladder
-      got worse as it trained (``benchmarks/README.md``). ``fit`` hands the
+      them alone had 36 % test error instead of 17 % in a development run
+      whose output was not kept, and the full ladder got worse as it trained
+      (the current figures: ``benchmarks/results/ladder/table.md``). ``fit`` hands the
       labels to ``call`` for this (:meth:`train_step` turns ``x`` into
       ``(x, y)``); the moving averages follow the unlabelled samples'
       statistics (the labelled ones' when a batch has none).
