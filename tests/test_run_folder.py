@@ -398,3 +398,18 @@ def test_predicting_an_image_with_a_recurrent_model_says_what_it_takes(tmp_path,
     error = _error(capsys)
     assert "recurrent model: it takes sequences of frames" in error and "predict_tiled" in error
     assert "\x1b[" not in error
+
+
+@pytest.mark.backend_independent
+def test_a_folder_without_write_access_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """The same check as the read-only test above, for a runner that is root (which ignores permissions):
+    the folder's access is denied through os.access, which the check asks."""
+    from universal_models import runfolder
+
+    run = tmp_path / "run"
+    before = _old_run(run)
+    monkeypatch.setattr(runfolder.os, "access", lambda path, mode: Path(path) != run)
+    assert main(TINY + ["--output", str(run), "--overwrite"]) == 2
+    error = _error(capsys)
+    assert f"--output {run} is not writable; make it writable (chmod u+w {run})" in error
+    assert _contents(run) == before
