@@ -276,10 +276,12 @@ def test_weights_that_go_non_finite_later_keep_the_last_good_checkpoint(tmp_path
 
 
 # -- atomic writes -----------------------------------------------------------------------------------
-@pytest.mark.backend_independent
-def test_a_failed_report_write_keeps_the_previous_file(tmp_path, monkeypatch):
-    path = tmp_path / "metrics.json"
-    path.write_text('{"mean_iou": 0.5}')
+def test_a_failed_report_write_keeps_the_previous_file(tmp_path, monkeypatch, finished_run):
+    """The final report of a run (metrics.json) is written atomically: a write that fails half-way
+    (a full disk, a kill) leaves the previous complete file; before, half a file."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    previous = (run / "metrics.json").read_text()
     real = Path.write_text
 
     def half_then_fail(self, text, *args, **kwargs):
@@ -288,9 +290,15 @@ def test_a_failed_report_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "write_text", half_then_fail)
     with pytest.raises(OSError):
-        atomic_write_text(path, json.dumps({"mean_iou": 0.75, "per_class": [1, 2, 3]}))
+        training.finish_run(run, training.TrainConfig.from_json(json.loads((run / "config.json").read_text())))
     monkeypatch.undo()
-    assert json.loads(path.read_text()) == {"mean_iou": 0.5} and [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert (run / "metrics.json").read_text() == previous
+    assert not [path.name for path in run.iterdir() if ".tmp" in path.name]
+    with pytest.raises(OSError):  # the same for any file written with atomic_write_text
+        monkeypatch.setattr(Path, "write_text", half_then_fail)
+        atomic_write_text(run / "config.json", "{}")
+    monkeypatch.undo()
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
 
 
 # -- file-system problems ----------------------------------------------------------------------------
