@@ -31,13 +31,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-RUN = ["train", "--model", "testnet", "--option", "base_filters=4", "--data", "shapes", "--n-samples", "16",
-       "--image-size", "32", "--patch-size", "32", "--batch-size", "4", "--val-split", "4", "--steps-per-epoch",
-       "3", "--seed", "11", "--verbose", "0", "--loss", "cross_entropy"]
+RUN = [
+    "train",
+    "--model",
+    "testnet",
+    "--option",
+    "base_filters=4",
+    "--data",
+    "shapes",
+    "--n-samples",
+    "16",
+    "--image-size",
+    "32",
+    "--patch-size",
+    "32",
+    "--batch-size",
+    "4",
+    "--val-split",
+    "4",
+    "--steps-per-epoch",
+    "3",
+    "--seed",
+    "11",
+    "--verbose",
+    "0",
+    "--loss",
+    "cross_entropy",
+]
 
 
 def _environment() -> dict:
-    path = os.pathsep.join([str(ROOT / "src")] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
+    path = os.pathsep.join(
+        [str(ROOT / "src")] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    )
     return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
 
 
@@ -66,8 +92,11 @@ def _intact(folder: Path) -> str | None:
                 um.load_model(path)
             except Exception as error:  # noqa: BLE001  (any failure to load is what this counts)
                 return f"{name} does not load: {error}"
-    others = [path.name for path in folder.iterdir()
-              if path.name not in RUN_FILES and path.name != LOCK_FILE and not path.name.startswith(".")]
+    others = [
+        path.name
+        for path in folder.iterdir()
+        if path.name not in RUN_FILES and path.name != LOCK_FILE and not path.name.startswith(".")
+    ]
     return f"unexpected files {others}" if others else None
 
 
@@ -89,23 +118,39 @@ def main() -> int:
         if folder is None or _epoch(folder) >= args.epochs:
             if folder is not None and not (folder / "metrics.json").exists():
                 # a run at its last epoch, resumed once more without a kill: it must end and be evaluated
-                done = subprocess.run(command + ["train", "--resume", "--output", str(folder)], env=_environment(),
-                                      capture_output=True, text=True, timeout=600)
+                done = subprocess.run(
+                    command + ["train", "--resume", "--output", str(folder)],
+                    env=_environment(),
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
                 if done.returncode != 0 or not (folder / "metrics.json").exists():
                     failures.append(f"{folder.name}: final resume failed: {done.stderr.strip()[-300:]}")
                 else:
                     runs_completed += 1
             folder, resume = work / f"run{kills:03d}", False
         before = _epoch(folder)
-        arguments = RUN + ["--epochs", str(args.epochs), "--output", str(folder)] + (["--resume"] if resume else [])
-        process = subprocess.Popen(command + arguments, env=_environment(), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        arguments = (
+            RUN + ["--epochs", str(args.epochs), "--output", str(folder)] + (["--resume"] if resume else [])
+        )
+        process = subprocess.Popen(
+            command + arguments,
+            env=_environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         during_write = rng.random() < 0.5
         deadline = time.monotonic() + 300
         progressed = False  # every attempt first waits for one more epoch on disk, so the run moves on
         while process.poll() is None and time.monotonic() < deadline:
             progressed = progressed or _epoch(folder) > before
-            if progressed and during_write and (any(folder.glob(".last.tmp*")) or any(folder.glob(".best.tmp*"))):
+            if (
+                progressed
+                and during_write
+                and (any(folder.glob(".last.tmp*")) or any(folder.glob(".best.tmp*")))
+            ):
                 break  # the next checkpoint is being written: kill now
             if progressed and not during_write:
                 time.sleep(rng.uniform(0.0, 0.6))
@@ -116,8 +161,10 @@ def main() -> int:
             folder = None
             continue
         if process.poll() is not None:
-            failures.append(f"{folder.name}: the run ended before the kill (exit {process.returncode}): "
-                            f"{process.stderr.read().strip()[-300:]}")
+            failures.append(
+                f"{folder.name}: the run ended before the kill (exit {process.returncode}): "
+                f"{process.stderr.read().strip()[-300:]}"
+            )
             resume = True
             continue
         process.send_signal(signal.SIGKILL)
@@ -127,12 +174,20 @@ def main() -> int:
         intact += problem is None
         if problem:
             failures.append(f"{folder.name} kill {kills}: {problem}")
-        print(f"kill {kills:2d}: {'during a checkpoint write' if during_write else 'after a checkpoint':25s} "
-              f"epoch on disk {_epoch(folder)} of {args.epochs}: {problem or 'intact'}", flush=True)
+        print(
+            f"kill {kills:2d}: {'during a checkpoint write' if during_write else 'after a checkpoint':25s} "
+            f"epoch on disk {_epoch(folder)} of {args.epochs}: {problem or 'intact'}",
+            flush=True,
+        )
         resume = True
     while _epoch(folder) < args.epochs or not (folder / "metrics.json").exists():  # finish the last run
-        done = subprocess.run(command + ["train", "--resume", "--output", str(folder)], env=_environment(),
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            command + ["train", "--resume", "--output", str(folder)],
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if done.returncode != 0:
             failures.append(f"{folder.name}: resume failed: {done.stderr.strip()[-300:]}")
             break
@@ -140,10 +195,12 @@ def main() -> int:
         runs_completed += 1
     minutes = (time.monotonic() - started) / 60
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\n{kills} kills, {intact} left the run folder intact (loadable last.keras and best.keras); "
-          f"{runs_completed} runs resumed to their last epoch and evaluated; {len(failures)} failures; "
-          f"seed {seed}; {minutes:.1f} min on {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, load {load:.1f}")
+    print(
+        f"\n{kills} kills, {intact} left the run folder intact (loadable last.keras and best.keras); "
+        f"{runs_completed} runs resumed to their last epoch and evaluated; {len(failures)} failures; "
+        f"seed {seed}; {minutes:.1f} min on {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, load {load:.1f}"
+    )
     for failure in failures:
         print("FAILURE:", failure)
     return 0 if not failures and intact == kills else 1

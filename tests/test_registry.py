@@ -111,7 +111,8 @@ def test_one_rule_for_whole_numbers():
     ("unet", "upsampling", 3, "a string"),
 ])
 def test_option_values_of_the_wrong_type_are_refused_naming_the_option(model, option, value, expected):
-    """``--option dropout=a`` was a TypeError deep in the builder; now one check, from the builder's signature."""
+    """``--option dropout=a`` was a TypeError deep in the builder; now one check, from the builder's "
+      "signature."""
     with pytest.raises(ValueError, match=f"option '{option}' of model '{model}' must be {expected}"):
         um.get_model(model, 32, 32, 1, 2, **{option: value})
     um.get_model("unet", 32, 32, 1, 2, base_filters=2, depth=2, dropout=0)  # an int for a float option is fine

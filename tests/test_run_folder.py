@@ -27,11 +27,41 @@ from universal_models.training import read_checkpoint_state
 
 from tests.data.folders import write_folder
 
-TINY = ["train", "--model", "testnet", "--option", "base_filters=2", "--data", "shapes", "--n-samples", "8",
-        "--image-size", "32", "--patch-size", "32", "--batch-size", "4", "--val-split", "2", "--steps-per-epoch",
-        "1", "--verbose", "0", "--loss", "sparse_categorical_crossentropy", "--seed", "3"]
-OLD_RUN = {"last.keras": b"old last", "best.keras": b"old best", "log.csv": b"epoch\n0\n", "metrics.json": b"{}",
-           "curves.png": b"png", "config.json": b"{}"}
+TINY = [
+    "train",
+    "--model",
+    "testnet",
+    "--option",
+    "base_filters=2",
+    "--data",
+    "shapes",
+    "--n-samples",
+    "8",
+    "--image-size",
+    "32",
+    "--patch-size",
+    "32",
+    "--batch-size",
+    "4",
+    "--val-split",
+    "2",
+    "--steps-per-epoch",
+    "1",
+    "--verbose",
+    "0",
+    "--loss",
+    "sparse_categorical_crossentropy",
+    "--seed",
+    "3",
+]
+OLD_RUN = {
+    "last.keras": b"old last",
+    "best.keras": b"old best",
+    "log.csv": b"epoch\n0\n",
+    "metrics.json": b"{}",
+    "curves.png": b"png",
+    "config.json": b"{}",
+}
 as_root = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_permissions = pytest.mark.skipif(as_root, reason="root ignores file permissions")
 
@@ -63,16 +93,19 @@ def finished_run(tmp_path_factory) -> Path:
 
 # -- checks before any work --------------------------------------------------------------------------
 @pytest.mark.backend_independent
-@pytest.mark.parametrize("mistake,message", [
-    (["--model", "unett"], "Did you mean 'unet'"),
-    (["--data", "/no/such/folder"], "neither a folder nor a generated dataset"),
-    (["--option", "base_filters=a"], "option 'base_filters' of model 'testnet' must be an integer"),
-    (["--loss", "dice_los"], "unknown loss"),
-    (["--monitor", "val_iou"], "not a logged quantity; choose one of loss, accuracy, mean_iou, val_loss"),
-    (["--n-classes", "1"], "at least 2"),
-    (["--overlap", "64"], "overlap 64 must be smaller than the evaluation tile size 64"),
-    (["--class-names", "a,b"], "2 class names (a, b) for --n-classes 5"),
-])
+@pytest.mark.parametrize(
+    "mistake,message",
+    [
+        (["--model", "unett"], "Did you mean 'unet'"),
+        (["--data", "/no/such/folder"], "neither a folder nor a generated dataset"),
+        (["--option", "base_filters=a"], "option 'base_filters' of model 'testnet' must be an integer"),
+        (["--loss", "dice_los"], "unknown loss"),
+        (["--monitor", "val_iou"], "not a logged quantity; choose one of loss, accuracy, mean_iou, val_loss"),
+        (["--n-classes", "1"], "at least 2"),
+        (["--overlap", "64"], "overlap 64 must be smaller than the evaluation tile size 64"),
+        (["--class-names", "a,b"], "2 class names (a, b) for --n-classes 5"),
+    ],
+)
 def test_a_mistake_with_overwrite_deletes_nothing(tmp_path, capsys, mistake, message):
     """Each mistake is an error before any work; with --overwrite the old run and the user's file are kept."""
     run = tmp_path / "run"
@@ -92,8 +125,12 @@ def test_a_bad_mask_with_overwrite_deletes_nothing(tmp_path, capsys):
     Image.fromarray(bad).save(tmp_path / "data" / "masks" / "1.png")
     run = tmp_path / "run"
     before = _old_run(run)
-    assert main(TINY + ["--data", str(tmp_path / "data"), "--n-classes", "4", "--output", str(run),
-                        "--overwrite"]) == 2
+    assert (
+        main(
+            TINY + ["--data", str(tmp_path / "data"), "--n-classes", "4", "--output", str(run), "--overwrite"]
+        )
+        == 2
+    )
     assert "label 9" in _error(capsys)
     assert _contents(run) == before
 
@@ -114,7 +151,9 @@ def test_overwrite_replaces_only_umodels_files(tmp_path, capsys):
     _old_run(run)
     (run / "data.csv").write_text("mine")
     assert main(TINY + ["--epochs", "1", "--output", str(run), "--overwrite"]) == 0
-    assert (run / "my notes.txt").read_text() == "the user's own file" and (run / "data.csv").read_text() == "mine"
+    assert (run / "my notes.txt").read_text() == "the user's own file" and (
+        run / "data.csv"
+    ).read_text() == "mine"
     assert read_checkpoint_state(run / "last.keras")["epoch"] == 1 and not (run / LOCK_FILE).exists()
 
 
@@ -165,8 +204,9 @@ def _interrupt_after_epoch(monkeypatch, epoch: int):
     monkeypatch.setattr(training._RunCallback, "on_epoch_end", on_epoch_end)
 
 
-def test_the_printed_resume_command_finishes_the_run_as_an_uninterrupted_one(tmp_path, capsys, monkeypatch,
-                                                                            finished_run):
+def test_the_printed_resume_command_finishes_the_run_as_an_uninterrupted_one(
+    tmp_path, capsys, monkeypatch, finished_run
+):
     """A 2-epoch run stopped after epoch 1 (Ctrl-C); the printed command resumes it to 2 (before: to the
     parser's default of 10), with the uninterrupted run's weights."""
     run = tmp_path / "run"
@@ -202,13 +242,20 @@ def test_resume_may_extend_the_epochs(tmp_path, capsys, finished_run):
 
 
 @pytest.mark.backend_independent
-@pytest.mark.parametrize("option,value,saved", [
-    ("--batch-size", "8", "4"),  # 8 is the parser's default: given explicitly, it still counts
-    ("--model", "unet", "'testnet'"), ("--learning-rate", "0.001", "0.001"), ("--loss", "dice_loss", "'sparse"),
-    ("--option", "base_filters=4", "{'base_filters': 2}"), ("--patch-size", "64", "[32, 32]"),
-])
-def test_resume_with_a_conflicting_option_names_it_with_both_values(tmp_path, capsys, finished_run, option, value,
-                                                                    saved):
+@pytest.mark.parametrize(
+    "option,value,saved",
+    [
+        ("--batch-size", "8", "4"),  # 8 is the parser's default: given explicitly, it still counts
+        ("--model", "unet", "'testnet'"),
+        ("--learning-rate", "0.001", "0.001"),
+        ("--loss", "dice_loss", "'sparse"),
+        ("--option", "base_filters=4", "{'base_filters': 2}"),
+        ("--patch-size", "64", "[32, 32]"),
+    ],
+)
+def test_resume_with_a_conflicting_option_names_it_with_both_values(
+    tmp_path, capsys, finished_run, option, value, saved
+):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     before = _contents(run)
@@ -225,7 +272,7 @@ def test_a_moved_data_folder_is_named_with_how_to_resume(tmp_path, capsys):
     write_folder(tmp_path / "data", n=5, size=32, binary=True)
     run = tmp_path / "run"
     common = [arg for arg in TINY if arg != "shapes"]
-    common[common.index("--data") + 1:common.index("--data") + 1] = [str(tmp_path / "data")]
+    common[common.index("--data") + 1 : common.index("--data") + 1] = [str(tmp_path / "data")]
     _interrupt_after_epoch(monkeypatch := pytest.MonkeyPatch(), 1)
     try:
         assert main(common + ["--epochs", "2", "--output", str(run)]) == 130
@@ -236,22 +283,31 @@ def test_a_moved_data_folder_is_named_with_how_to_resume(tmp_path, capsys):
     error = _error(capsys)
     assert "is gone" in error and f"--data {tmp_path / 'data'} does not exist" in error
     assert f"umodels train --resume --output {run} --data NEW_FOLDER" in error
-    assert main(["train", "--resume", "--output", str(run), "--data", str(tmp_path / "moved"), "--verbose", "0"]) == 0
+    assert (
+        main(["train", "--resume", "--output", str(run), "--data", str(tmp_path / "moved"), "--verbose", "0"])
+        == 0
+    )
     assert read_checkpoint_state(run / "last.keras")["epoch"] == 2
 
 
 # -- non-finite training -----------------------------------------------------------------------------
 def test_dice_loss_at_a_huge_learning_rate_stops_without_a_checkpoint(tmp_path, capsys):
-    """Before: exit 0, a logged loss of 0.0 and NaN weights in best.keras and last.keras (Dice of NaN is 0)."""
+    """Before: exit 0, a logged loss of 0.0 and NaN weights in best.keras and last.keras (Dice of NaN
+    is 0)."""
     # (with one step per epoch, epoch 1 may still be finite: then its checkpoints are kept, finite)
     run = tmp_path / "run"
-    assert main(TINY + ["--epochs", "2", "--loss", "dice_loss", "--learning-rate", "1e30", "--output", str(run)]) == 2
+    assert (
+        main(TINY + ["--epochs", "2", "--loss", "dice_loss", "--learning-rate", "1e30", "--output", str(run)])
+        == 2
+    )
     error = _error(capsys)
     assert "training diverged" in error and "NaN or infinite" in error and "outside [0, n_classes)" in error
     for name in ("last.keras", "best.keras"):  # whatever was written is from an epoch with finite weights
         if (run / name).exists():
             model = um.load_model(run / name)
-            assert all(np.isfinite(keras.ops.convert_to_numpy(weight)).all() for weight in model.weights), name
+            assert all(np.isfinite(keras.ops.convert_to_numpy(weight)).all() for weight in model.weights), (
+                name
+            )
     assert not (run / "metrics.json").exists()
 
 
@@ -264,10 +320,23 @@ def test_weights_that_go_non_finite_later_keep_the_last_good_checkpoint(tmp_path
             self.model.optimizer.learning_rate.assign(1e30)
 
     monkeypatch.setattr(training._RunCallback, "on_epoch_begin", on_epoch_begin)
-    config = training.TrainConfig(model="testnet", model_options={"base_filters": 2}, data="shapes", n_samples=8,
-                                  image_size=32, patch_size=32, batch_size=4, val_split=2, steps_per_epoch=2,
-                                  epochs=3, loss="dice_loss", output=str(tmp_path / "run"))
-    with pytest.raises(ValueError, match="in epoch 2; .*last.keras keeps epoch 1, the last with finite weights"):
+    config = training.TrainConfig(
+        model="testnet",
+        model_options={"base_filters": 2},
+        data="shapes",
+        n_samples=8,
+        image_size=32,
+        patch_size=32,
+        batch_size=4,
+        val_split=2,
+        steps_per_epoch=2,
+        epochs=3,
+        loss="dice_loss",
+        output=str(tmp_path / "run"),
+    )
+    with pytest.raises(
+        ValueError, match="in epoch 2; .*last.keras keeps epoch 1, the last with finite weights"
+    ):
         training.train(config, verbose=0)
     for name in ("last.keras", "best.keras"):
         model = um.load_model(tmp_path / "run" / name)
@@ -290,7 +359,9 @@ def test_a_failed_report_write_keeps_the_previous_file(tmp_path, monkeypatch, fi
 
     monkeypatch.setattr(Path, "write_text", half_then_fail)
     with pytest.raises(OSError):
-        training.finish_run(run, training.TrainConfig.from_json(json.loads((run / "config.json").read_text())))
+        training.finish_run(
+            run, training.TrainConfig.from_json(json.loads((run / "config.json").read_text()))
+        )
     monkeypatch.undo()
     assert (run / "metrics.json").read_text() == previous
     assert not [path.name for path in run.iterdir() if ".tmp" in path.name]
@@ -322,9 +393,11 @@ def test_a_read_only_folder_for_train_resume_and_predict_is_one_line(tmp_path, c
     os.chmod(run, 0o555)
     os.chmod(locked, 0o555)
     try:
-        cases = [(TINY + ["--output", str(locked / "new")], locked),
-                 (["train", "--resume", "--output", str(run), "--epochs", "3"], run),
-                 (["predict", str(model), str(tmp_path / "image.png"), "--output", str(locked / "masks")], locked)]
+        cases = [
+            (TINY + ["--output", str(locked / "new")], locked),
+            (["train", "--resume", "--output", str(run), "--epochs", "3"], run),
+            (["predict", str(model), str(tmp_path / "image.png"), "--output", str(locked / "masks")], locked),
+        ]
         for arguments, where in cases:
             assert main(arguments) == 2, arguments
             error = _error(capsys)
@@ -343,12 +416,16 @@ def test_an_os_error_anywhere_is_one_line_naming_the_path(tmp_path, capsys, monk
 
     monkeypatch.setitem(cli._COMMANDS, "list", denied)
     assert main(["list"]) == 2
-    assert _error(capsys) == (f"umodels list: error: Permission denied: {tmp_path / 'x.png'}; make it writable "
-                              "(or readable) for this user, or choose another path.\n")
+    assert _error(capsys) == (
+        f"umodels list: error: Permission denied: {tmp_path / 'x.png'}; make it writable "
+        "(or readable) for this user, or choose another path.\n"
+    )
 
 
 @pytest.mark.backend_independent
-def test_evaluate_output_naming_a_folder_fails_before_the_evaluation(tmp_path, capsys, monkeypatch, finished_run):
+def test_evaluate_output_naming_a_folder_fails_before_the_evaluation(
+    tmp_path, capsys, monkeypatch, finished_run
+):
     monkeypatch.setattr(training, "evaluate_model", lambda *args, **kwargs: pytest.fail("evaluated first"))
     assert main(["evaluate", str(finished_run), "--output", str(tmp_path)]) == 2
     assert f"--output {tmp_path} is a folder; give a file path" in _error(capsys)
@@ -378,18 +455,52 @@ def recurrent_model(tmp_path_factory) -> Path:
 
 
 @pytest.mark.backend_independent
-def test_export_of_a_recurrent_model_asks_for_frames_and_uses_them(tmp_path, capsys, monkeypatch, recurrent_model):
+def test_export_of_a_recurrent_model_asks_for_frames_and_uses_them(
+    tmp_path, capsys, monkeypatch, recurrent_model
+):
     from universal_models import export
 
-    assert main(["export", str(recurrent_model), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 2
+    assert (
+        main(["export", str(recurrent_model), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 2
+    )
     assert "give it with --frames N" in _error(capsys)
     shapes = []
-    monkeypatch.setattr(export, "export_onnx", lambda model, path, **kwargs: shapes.append(kwargs["input_shape"]))
-    assert main(["export", str(recurrent_model), "--format", "onnx", "--output", str(tmp_path / "m.onnx"),
-                 "--frames", "4"]) == 0
+    monkeypatch.setattr(
+        export, "export_onnx", lambda model, path, **kwargs: shapes.append(kwargs["input_shape"])
+    )
+    assert (
+        main(
+            [
+                "export",
+                str(recurrent_model),
+                "--format",
+                "onnx",
+                "--output",
+                str(tmp_path / "m.onnx"),
+                "--frames",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert shapes == [(4, 16, 16, 1)]
-    assert main(["export", str(finished_run_model(tmp_path)), "--format", "onnx", "--output", str(tmp_path / "n.onnx"),
-                 "--frames", "4", "--input-size", "32"]) == 2
+    assert (
+        main(
+            [
+                "export",
+                str(finished_run_model(tmp_path)),
+                "--format",
+                "onnx",
+                "--output",
+                str(tmp_path / "n.onnx"),
+                "--frames",
+                "4",
+                "--input-size",
+                "32",
+            ]
+        )
+        == 2
+    )
     assert "--frames is for recurrent models" in _error(capsys)
 
 
@@ -402,7 +513,10 @@ def finished_run_model(tmp_path: Path) -> Path:
 @pytest.mark.backend_independent
 def test_predicting_an_image_with_a_recurrent_model_says_what_it_takes(tmp_path, capsys, recurrent_model):
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "frame.png")
-    assert main(["predict", str(recurrent_model), str(tmp_path / "frame.png"), "--output", str(tmp_path / "o")]) == 2
+    assert (
+        main(["predict", str(recurrent_model), str(tmp_path / "frame.png"), "--output", str(tmp_path / "o")])
+        == 2
+    )
     error = _error(capsys)
     assert "recurrent model: it takes sequences of frames" in error and "predict_tiled" in error
     assert "\x1b[" not in error

@@ -185,11 +185,14 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     group = training.add_argument_group("run")
     group.add_argument("--output", default="runs/latest", metavar="DIR", help="run folder (default runs/latest)")
     group.add_argument("--resume", action="store_true",
-                       help="continue the run in --output from last.keras with its saved settings (options given "
-                            "too must equal them, except --epochs, --time-limit, --workers, --use-multiprocessing, "
+                       help="continue the run in --output from last.keras with its saved settings "
+                            "(options given "
+                            "too must equal them, except --epochs, --time-limit, --workers, "
+                            "--use-multiprocessing, "
                             "--data, --val-data and --verbose; see docs/cli.md)")
     group.add_argument("--overwrite", action="store_true",
-                       help="start over in an --output that holds a run (after every check has passed; removes "
+                       help="start over in an --output that holds a run (after every check has passed; "
+                            "removes "
                             "only umodels' own files there)")
     group.add_argument("--seed", type=int, default=0, help="seed of weights, data order and augmentation")
     group.add_argument("--distributed", action="store_true",
@@ -242,7 +245,8 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     exporting.add_argument("--batch-size", type=_positive_int, default=1, help="ONNX: batch size of the graph")
     exporting.add_argument("--opset", type=_positive_int, help="ONNX opset version (default: the exporter's)")
     exporting.add_argument("--frames", type=_positive_int, metavar="N",
-                           help="ONNX of a recurrent model: frames per sequence of the graph (its time axis is "
+                           help="ONNX of a recurrent model: frames per sequence of the graph (its time "
+                                "axis is "
                                 "otherwise free, which ONNX export cannot take)")
 
     demo = commands.add_parser(
@@ -441,8 +445,10 @@ def _command_train(args) -> int:
     started = time.monotonic()
     result = train(config, resume=args.resume, overwrite=args.overwrite, verbose=args.verbose)
     if result.already_complete:
-        print(f"The run in {result.output} is already complete: {config.epochs} of {config.epochs} epochs trained, "
-              f"and evaluated (metrics.json). To train it longer: umodels train --resume --output {result.output} "
+        print(f"The run in {result.output} is already complete: {config.epochs} of {config.epochs} epochs "
+              "trained, "
+              f"and evaluated (metrics.json). To train it longer: umodels train --resume --output "
+              f"{result.output} "
               "--epochs N.")
         return 0
     _report(result, started)
@@ -592,9 +598,11 @@ def _command_predict(args) -> int:
         rank = len(model.input_shape)
     if rank == 5:
         raise UsageError(
-            f"{path} is a recurrent model: it takes sequences of frames (batch, time, height, width, channels), and "
+            f"{path} is a recurrent model: it takes sequences of frames (batch, time, height, width, "
+            "channels), and "
             "`umodels predict` reads single images. Predict sequences from Python: "
-            "universal_models.inference.predict_tiled(keras_predictor(model), frames) with frames a float32 array "
+            "universal_models.inference.predict_tiled(keras_predictor(model), frames) with frames a "
+            "float32 array "
             "(time, height, width, channels) in [0, 1].")
     files = _prediction_inputs(args.inputs)
     tile, overlap = _tiles(args, config, size)
@@ -628,10 +636,12 @@ def _command_predict(args) -> int:
             import tifffile
 
             values = probabilities.astype(np.float32)
-            atomic_write(output / f"{file.stem}_probabilities.tif", lambda temporary: tifffile.imwrite(temporary, values))
+            atomic_write(output / f"{file.stem}_probabilities.tif",
+                         lambda temporary: tifffile.imwrite(temporary, values))
         print(f"[{index}/{len(files)}] {file} -> {output / (file.stem + '.png')}", flush=True)
     if skipped:
-        print(f"umodels predict: wrote {len(files) - len(skipped)} of {len(files)} masks to {output}; skipped "
+        print(f"umodels predict: wrote {len(files) - len(skipped)} of {len(files)} masks to {output}; "
+              "skipped "
               f"{len(skipped)} unreadable input(s):", file=sys.stderr)
         for file, reason in skipped:
             print(f"  {file}: {reason}", file=sys.stderr)
@@ -670,15 +680,18 @@ def _command_export(args) -> int:
     if len(model.input_shape) == 5:  # recurrent: (batch, time, height, width, channels)
         fixed = model.input_shape[1]
         if fixed is None and args.frames is None:
-            raise UsageError(f"{path} is a recurrent model whose time axis is free, and an ONNX graph needs a fixed "
-                             "frame count: give it with --frames N (the number of frames per sequence the graph "
+            raise UsageError(f"{path} is a recurrent model whose time axis is free, and an ONNX graph "
+                             "needs a fixed "
+                             "frame count: give it with --frames N (the number of frames per sequence the "
+                             "graph "
                              "will be called with, e.g. the run's --timesteps).")
         if fixed is not None and args.frames is not None and args.frames != fixed:
             raise UsageError(f"{path} was built for {fixed} frames per sequence; leave --frames out or give "
                              f"--frames {fixed}.")
         frames = (fixed or args.frames,)
     elif args.frames is not None:
-        raise UsageError(f"--frames is for recurrent models; {path} takes single images, so leave --frames out.")
+        raise UsageError(f"--frames is for recurrent models; {path} takes single images, so leave "
+                         "--frames out.")
     input_shape = frames + (height, width, model.input_shape[-1])
     if any(value is None for value in input_shape):
         raise UsageError(f"cannot export a fixed ONNX input shape from {model.input_shape}; the model has other "

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 #: what umodels writes in a run folder; ``--overwrite`` removes these and no other file
-RUN_FILES = ("config.json", "last.keras", "best.keras", "log.csv", "metrics.json", "curves.png", "predictions.png")
+RUN_FILES = ("config.json", "last.keras", "best.keras", "log.csv", "metrics.json", "curves.png",
+             "predictions.png")
 #: the lock of a run folder in use (``{"pid": ..., "host": ..., "started": ...}``)
 LOCK_FILE = "umodels.lock"
 
@@ -86,7 +87,8 @@ def run_files(folder: Path) -> list[str]:
 
 
 def remove_run_files(folder: Path) -> list[str]:
-    """Remove umodels' own files (:data:`RUN_FILES` and their temporary files) from ``folder``; nothing else."""
+    """Remove umodels' own files (:data:`RUN_FILES` and their temporary files) from ``folder``; nothing
+    else."""
     removed = run_files(folder)
     for name in removed:
         (folder / name).unlink()
@@ -106,7 +108,8 @@ def check_writable_folder(folder: Path, what: str = "--output") -> None:
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"{what} {folder} is a file, not a folder; give a folder path "
+        raise NotADirectoryError(errno.ENOTDIR, f"{what} {folder} is a file, not a folder; give a folder "
+                                                "path "
                                                 "(or remove the file)")
     existing = folder
     while not existing.exists():
@@ -114,7 +117,8 @@ def check_writable_folder(folder: Path, what: str = "--output") -> None:
             break
         existing = existing.parent
     if existing.exists() and not existing.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"{what} {folder} cannot be made: {existing} is a file, not a "
+        raise NotADirectoryError(errno.ENOTDIR, f"{what} {folder} cannot be made: {existing} is a file, "
+                                                "not a "
                                                 "folder; choose an --output outside it")
     if not os.access(existing, os.W_OK | os.X_OK):
         target = "is" if existing == folder else f"would be made in {existing}, which is"
@@ -179,11 +183,13 @@ class RunLock:
             stale = (holder.get("host") == self.owner["host"] and isinstance(holder.get("pid"), int)
                      and not _process_alive(holder["pid"]))
             if not stale:
-                where = f"process {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
+                where = (f"process {holder.get('pid')} on {holder.get('host')}" if holder
+                         else "another process")
                 raise FileExistsError(
                     errno.EEXIST,
-                    f"the run folder {self.path.parent} is in use by {where} (lock file {self.path}); wait for it to "
-                    f"end, or, if no umodels process uses the folder any more, delete {self.path}")
+                    f"the run folder {self.path.parent} is in use by {where} (lock file {self.path}); "
+                    "wait for it to end, or, if "
+                    f"no umodels process uses the folder any more, delete {self.path}")
             # Take the stale lock over: move it aside (one process wins the rename), check that what was moved
             # is the stale lock that was read, else put it back.
             aside = self.path.with_name(f".{LOCK_FILE}.stale{os.getpid()}")

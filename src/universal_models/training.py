@@ -69,8 +69,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
 #: ``--precision`` -> Keras dtype policy (weights stay float32 under the mixed ones; float16 adds loss scaling)
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-#: the settings a resumed run may change (train longer, a new time budget or data loading, the data's new place);
-#: any other setting given for a resume must equal the saved one
+#: the settings a resumed run may change (train longer, a new time budget or data loading, the data's
+#: new place); any other setting given for a resume must equal the saved one
 RESUME_CHANGES = ("epochs", "time_limit", "workers", "use_multiprocessing", "data", "val_data")
 
 
@@ -207,12 +207,14 @@ class TrainConfig:
             raise ValueError(f"overlap must be >= 0 pixels, got {self.overlap!r}.")
         if self.n_classes == 1:
             raise ValueError(
-                "n_classes counts the classes including background, so a segmentation run has at least 2 (binary "
+                "n_classes counts the classes including background, so a segmentation run has at least 2 "
+                "(binary "
                 "masks: --n-classes 2, or leave it out to infer it from the masks); got 1.")
-        if self.class_names is not None and self.n_classes is not None and len(self.class_names) != self.n_classes:
+        names, count = self.class_names, self.n_classes
+        if names is not None and count is not None and len(names) != count:
             raise ValueError(
                 f"{len(self.class_names)} class names ({', '.join(map(str, self.class_names))}) for "
-                f"--n-classes {self.n_classes}; give one name per class, background first.")
+                f"--n-classes {count}; give one name per class, background first.")
         names = [info.name for info in list_models()]
         if self.model.strip().lower() not in names:
             get_model(self.model, None, None, 1, 2)  # raises the registry's error naming close models
@@ -227,12 +229,14 @@ class TrainConfig:
         resolve_loss(self.loss)  # fails early on an unknown loss name
         logged = logged_quantities()
         if self.monitor not in logged:
-            raise ValueError(f"monitor {self.monitor!r} is not a logged quantity; choose one of {', '.join(logged)} "
+            raise ValueError(f"monitor {self.monitor!r} is not a logged quantity; choose one of "
+                             f"{', '.join(logged)} "
                              "(--monitor val_loss, the default, or val_mean_iou).")
         tile, overlap = evaluation_tiles(self)
         if not 0 <= overlap < min(tile):
             raise ValueError(f"overlap {overlap} must be smaller than the evaluation tile size {min(tile)} "
-                             f"(--tile-size, default twice the patch size); lower --overlap or raise --tile-size.")
+                             f"(--tile-size, default twice the patch size); lower --overlap or raise "
+                             "--tile-size.")
 
     @property
     def patch(self) -> tuple[int, int]:
@@ -715,7 +719,8 @@ def saved_config(folder: str | Path) -> TrainConfig:
     try:
         values = json.loads(config_path.read_text(encoding="utf-8"))
     except ValueError as error:
-        raise ValueError(f"{config_path} is not readable JSON ({error}); it was not written by umodels.") from None
+        raise ValueError(f"{config_path} is not readable JSON ({error}); it was not written by "
+                         "umodels.") from None
     config = TrainConfig.from_json(values)
     config.output = str(folder)
     return config
@@ -725,10 +730,14 @@ def _same(name: str, saved, given) -> bool:
     if name == "model":
         return str(saved).strip().lower() == str(given).strip().lower()
     if name == "patch_size":
-        as_pair = lambda value: list(value) * (2 // len(value)) if isinstance(value, (list, tuple)) else [value] * 2
+        def as_pair(value):
+            return list(value) * (2 // len(value)) if isinstance(value, (list, tuple)) else [value] * 2
+
         return as_pair(saved) == as_pair(given)
     if isinstance(saved, (list, tuple)) or isinstance(given, (list, tuple)):
-        return list(saved or []) == list(given or []) if saved is not None and given is not None else saved == given
+        if saved is None or given is None:
+            return saved == given
+        return list(saved) == list(given)
     return saved == given
 
 
@@ -746,7 +755,7 @@ def resume_config(folder: str | Path, changes: dict | None = None) -> TrainConfi
             values), or an unknown setting.
 
     Example:
-        >>> config = resume_config("runs/x", {"epochs": 20})  # train the run on to 20 epochs  # doctest: +SKIP
+        >>> config = resume_config("runs/x", {"epochs": 20})  # on to 20 epochs  # doctest: +SKIP
         >>> train(config, resume=True)  # doctest: +SKIP
     """
     config = saved_config(folder)
@@ -766,8 +775,10 @@ def resume_config(folder: str | Path, changes: dict | None = None) -> TrainConfi
         listed = "; ".join(f"{option_name(name)} was {saved!r} in the run, now {given!r}"
                            for name, saved, given in conflicts)
         raise ValueError(
-            f"resuming {folder} with other settings than the run's: {listed}. A resumed run keeps its settings "
-            f"(only {', '.join(option_name(name) for name in RESUME_CHANGES)} and --verbose may change); leave "
+            f"resuming {folder} with other settings than the run's: {listed}. A resumed run keeps its "
+            "settings "
+            f"(only {', '.join(option_name(name) for name in RESUME_CHANGES)} and --verbose may change); "
+            "leave "
             "the option out to resume, or start a new run with another --output (or --overwrite)."
         )
     return config
@@ -783,7 +794,8 @@ def _check_resume_data(folder: Path, config: TrainConfig) -> None:
         value = getattr(config, name)
         if value is not None and value not in GENERATED_DATASETS and not Path(value).exists():
             raise FileNotFoundError(
-                f"the data folder of the run in {folder} is gone: {option_name(name)} {value} does not exist. If it "
+                f"the data folder of the run in {folder} is gone: {option_name(name)} {value} does not "
+                "exist. If it "
                 f"moved, resume with its new place: umodels train --resume --output {folder} "
                 f"{option_name(name)} NEW_FOLDER (a resume may change {option_name(name)})."
             )
@@ -818,8 +830,10 @@ def _check_resumed_model(folder: Path, model: keras.Model, data: DataSplit) -> N
     channels, outputs = model.input_shape[-1], max(model.output_shape[-1], 2)
     if data.channels != channels or data.n_classes > outputs:
         raise ValueError(
-            f"the data of the resumed run has {data.channels} channel(s) and {data.n_classes} classes, but the model "
-            f"in {folder / 'last.keras'} takes {channels} channel(s) and predicts {outputs} classes; give the run's "
+            f"the data of the resumed run has {data.channels} channel(s) and {data.n_classes} classes, "
+            "but the model "
+            f"in {folder / 'last.keras'} takes {channels} channel(s) and predicts {outputs} classes; give "
+            "the run's "
             "own data (--data) to resume it."
         )
 
@@ -864,7 +878,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         raise ValueError("--resume continues the run in --output and --overwrite replaces it; choose one.")
     check_writable_folder(folder)
     if resume:
-        config = resume_config(folder, {name: getattr(config, name) for name in TrainConfig.__dataclass_fields__})
+        given = {item.name: getattr(config, item.name) for item in dataclasses.fields(TrainConfig)}
+        config = resume_config(folder, given)
         _check_resume_data(folder, config)
     else:
         _check_fresh_folder(folder, overwrite)
@@ -882,8 +897,10 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             raise ValueError(f"{folder / 'last.keras'} has no training state; it was not written by `umodels train`.")
         initial_epoch = int(state["epoch"])
         if config.epochs < initial_epoch:
-            raise ValueError(f"--epochs {config.epochs} is fewer than the {initial_epoch} epochs the run in {folder} "
-                             "has trained; give more epochs, or leave --epochs out to resume to the run's own.")
+            raise ValueError(f"--epochs {config.epochs} is fewer than the {initial_epoch} epochs the run "
+                             f"in {folder} "
+                             "has trained; give more epochs, or leave --epochs out to resume to the run's "
+                             "own.")
         model = load_model(folder / "last.keras")
         _check_resumed_model(folder, model, data)
         _restore_seed_states(model, state.get("seed_states", []))
@@ -894,7 +911,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     # -- every check passed: the folder is made, locked, and (with --overwrite) cleared of umodels' files
     folder.mkdir(parents=True, exist_ok=True)
     with RunLock(folder):
-        for stale in stale_temporary_files(folder):  # half-written files of a killed run (never renamed into place)
+        for stale in stale_temporary_files(folder):  # half-written files of a killed run (never renamed)
             stale.unlink()
         if resume:
             if initial_epoch >= config.epochs and (folder / "metrics.json").exists():
@@ -923,7 +940,8 @@ def _fit(folder, config, data, model, state, initial_epoch, resume, verbose, eva
         write_log(folder / "log.csv", state["history"])
     callback = _RunCallback(folder, train_data, state, config.monitor, config.time_limit)
     if not complete:
-        # Optimizer and metric variables now, not inside the first traced step (TensorFlow traces it twice then).
+        # Optimizer and metric variables now, not inside the first traced step (TensorFlow traces it twice
+        # then).
         prepare_training(model, *train_data[0][:2])
         try:
             model.fit(train_data, validation_data=validation_data, epochs=config.epochs, initial_epoch=initial_epoch,
@@ -938,7 +956,8 @@ def _fit(folder, config, data, model, state, initial_epoch, resume, verbose, eva
                 if state["history"] else "no checkpoint was written")
         raise ValueError(
             f"training diverged: {callback.diverged}; {kept}. Lower --learning-rate, check the data for extreme "
-            "values and the masks for labels outside [0, n_classes) (they make the loss NaN on accelerators), or "
+            "values and the masks for labels outside [0, n_classes) (they make the loss NaN on "
+            "accelerators), or "
             "use a loss with from_logits=True; then resume (--resume) or start over (--overwrite)."
         )
     metrics = finish_run(folder, config, data) if evaluate else None
