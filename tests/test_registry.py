@@ -103,3 +103,16 @@ def test_one_rule_for_whole_numbers():
     assert IoU(n_classes=np.int64(3)).n_classes == 3
     with pytest.raises(ValueError, match="n_classes must be a positive integer or None, got 2.5"):
         SegmentationFolder(".", n_classes=2.5)
+
+
+@pytest.mark.parametrize("model,option,value,expected", [
+    ("unet", "dropout", "a", "a number"), ("unet", "base_filters", 4.5, "an integer"),
+    ("unet", "batch_norm", "yes", "true or false"), ("lstm_unet", "lstm_filters", "x", "an integer or None"),
+    ("unet", "upsampling", 3, "a string"),
+])
+def test_option_values_of_the_wrong_type_are_refused_naming_the_option(model, option, value, expected):
+    """``--option dropout=a`` was a TypeError deep in the builder; now one check, from the builder's "
+      "signature."""
+    with pytest.raises(ValueError, match=f"option '{option}' of model '{model}' must be {expected}"):
+        um.get_model(model, 32, 32, 1, 2, **{option: value})
+    um.get_model("unet", 32, 32, 1, 2, base_filters=2, depth=2, dropout=0)  # an int for a float option is fine

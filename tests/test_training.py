@@ -22,6 +22,7 @@ from universal_models.training import (
     STATE_MEMBER,
     TrainConfig,
     read_checkpoint_state,
+    resume_config,
     save_checkpoint,
     train,
 )
@@ -87,7 +88,8 @@ def test_mixed_precision_run_is_saved_and_resumes_exactly(tmp_path, precision):
     straight = train(_config(tmp_path, "straight", epochs=2, precision=precision), verbose=0, evaluate=False)
     assert keras.config.dtype_policy().name == "float32"  # the run's policy does not outlive it
     train(_config(tmp_path, "resumed", epochs=1, precision=precision), verbose=0, evaluate=False)
-    resumed = train(_config(tmp_path, "resumed", epochs=2), resume=True, verbose=0, evaluate=False)
+    config = resume_config(tmp_path / "resumed", {"epochs": 2})
+    resumed = train(config, resume=True, verbose=0, evaluate=False)
     assert json.loads((tmp_path / "resumed" / "config.json").read_text())["precision"] == precision
     for result in (straight, resumed):
         assert result.model.get_layer("encoder1_1_conv").dtype_policy.name == f"mixed_{precision}"

@@ -115,8 +115,13 @@ def _add_tile_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=_positive_int, default=4, metavar="N", help="tiles per model call")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``umodels`` (all subcommands)."""
+def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
+    """The argument parser of ``umodels`` (all subcommands).
+
+    With ``explicit_only`` no option has a default: the parsed namespace holds only the options
+    given on the command line (how ``train --resume`` tells an option given as ``--epochs 10``
+    from the parser's default 10).
+    """
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -179,9 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--contrast", type=_non_negative_float, default=0.2, metavar="F")
     group = training.add_argument_group("run")
     group.add_argument("--output", default="runs/latest", metavar="DIR", help="run folder (default runs/latest)")
-    group.add_argument("--resume", action="store_true", help="continue the run in --output from last.keras "
-                                                             "(its settings; --epochs may be raised)")
-    group.add_argument("--overwrite", action="store_true", help="start over in an --output that holds a run")
+    group.add_argument("--resume", action="store_true",
+                       help="continue the run in --output from last.keras with its saved settings "
+                            "(options given "
+                            "too must equal them, except --epochs, --time-limit, --workers, "
+                            "--use-multiprocessing, "
+                            "--data, --val-data and --verbose; see docs/cli.md)")
+    group.add_argument("--overwrite", action="store_true",
+                       help="start over in an --output that holds a run (after every check has passed; "
+                            "removes "
+                            "only umodels' own files there)")
     group.add_argument("--seed", type=int, default=0, help="seed of weights, data order and augmentation")
     group.add_argument("--distributed", action="store_true",
                        help="data-parallel training over every visible device (JAX backend: several GPUs, or "
@@ -232,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="ONNX: input height x width (default: the model's, or twice the run's patch)")
     exporting.add_argument("--batch-size", type=_positive_int, default=1, help="ONNX: batch size of the graph")
     exporting.add_argument("--opset", type=_positive_int, help="ONNX opset version (default: the exporter's)")
+    exporting.add_argument("--frames", type=_positive_int, metavar="N",
+                           help="ONNX of a recurrent model: frames per sequence of the graph (its time "
+                                "axis is "
+                                "otherwise free, which ONNX export cannot take)")
 
     demo = commands.add_parser(
         "demo", help="train a U-Net on generated shapes (about 2 minutes)",
@@ -242,7 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--epochs", type=_positive_int, help="override the number of epochs")
     demo.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    if explicit_only:
+        for subparser in commands.choices.values():
+            for action in subparser._actions:
+                action.default = argparse.SUPPRESS
     return parser
+
+
+def given_options(argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the options given explicitly in ``argv`` (parser defaults do not count)."""
+    parsed = build_parser(explicit_only=True).parse_args(argv)
+    return set(vars(parsed)) - {"command"}
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -292,6 +318,38 @@ def _tiles(args, config, model_size) -> tuple[tuple[int, int], int]:
     if not 0 <= overlap < min(tile):
         raise UsageError(f"--overlap must be in [0, tile size {min(tile)}), got {overlap}.")
     return tile, overlap
+
+
+def _check_output_file(path: Path, option: str = "--output") -> None:
+    """Refuse an output file path that cannot be written, before any work."""
+    import errno
+
+    from .training.folder import check_writable_folder
+
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{option} {path} is a folder; give a file path (e.g. "
+                                              f"{path / 'scores.json'})")
+    check_writable_folder(path.parent, f"the folder of {option} {path}")
+
+
+def _os_error_message(error: OSError) -> str:
+    """One line for a file-system error: what failed, on which path, and what to do."""
+    import errno
+
+    if not error.filename:
+        return error.strerror if error.strerror and len(error.args) == 2 else str(error)
+    fixes = {
+        errno.EACCES: "make it writable (or readable) for this user, or choose another path",
+        errno.EPERM: "make it writable for this user, or choose another path",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+        errno.EISDIR: "it is a folder; give a file path",
+        errno.ENOSPC: "free disk space, or choose a path on another disk",
+        errno.EROFS: "the file system is read-only; choose another path",
+        errno.ENOENT: "check the path",
+        errno.EEXIST: "remove it or choose another path",
+    }
+    fix = fixes.get(error.errno, "check the path and its permissions")
+    return f"{error.strerror or type(error).__name__}: {error.filename}; {fix}."
 
 
 # -- subcommands -----------------------------------------------------------------------------------
@@ -358,12 +416,41 @@ def _report(result, started: float) -> None:
               f"pixel accuracy {metrics['pixel_accuracy']:.4f}; IoU per class: {per_class}")
 
 
+#: ``umodels train`` destinations that are not settings of the run
+_RUN_CONTROL = {"resume", "overwrite", "verbose", "output"}
+_SETTING_OF = {"option": "model_options"}
+
+
+def _resume_config(args):
+    """The run's saved settings, with the options given explicitly on this command line applied
+    (checked by :func:`~universal_models.training.resume_config`: only a few may differ)."""
+    from .training import resume_config
+
+    given = getattr(args, "given", None)
+    if given is None:  # called without main(): every option counts as given
+        given = set(vars(args)) - {"command"}
+    full = _train_config(args)
+    changes = {}
+    for dest in sorted(given - _RUN_CONTROL):
+        setting = _SETTING_OF.get(dest, dest)
+        if hasattr(full, setting):
+            changes[setting] = getattr(full, setting)
+    return resume_config(args.output, changes)
+
+
 def _command_train(args) -> int:
     from .training import train
 
-    config = _train_config(args)
+    config = _resume_config(args) if args.resume else _train_config(args)
     started = time.monotonic()
     result = train(config, resume=args.resume, overwrite=args.overwrite, verbose=args.verbose)
+    if result.already_complete:
+        print(f"The run in {result.output} is already complete: {config.epochs} of {config.epochs} epochs "
+              "trained, "
+              f"and evaluated (metrics.json). To train it longer: umodels train --resume --output "
+              f"{result.output} "
+              "--epochs N.")
+        return 0
     _report(result, started)
     return 0
 
@@ -417,6 +504,8 @@ def _command_evaluate(args) -> int:
     from .inference import fixed_input_size
     from .training import evaluate_model
 
+    if args.output:
+        _check_output_file(Path(args.output))  # before the evaluation, not after it
     path, run = _resolve_model_path(args.model)
     config = _run_config(run)
     model = _load_keras_model(path)
@@ -438,8 +527,10 @@ def _command_evaluate(args) -> int:
         dice = "   n/a" if entry["dice"] is None else f"{entry['dice']:.4f}"
         print(f"  class {entry['class']} {entry['name']:<16} IoU {iou}   Dice {dice}   pixels {entry['pixels']}")
     if args.output:
+        from .training.folder import atomic_write_text
+
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(scores, indent=2), encoding="utf-8")
+        atomic_write_text(args.output, json.dumps(scores, indent=2))
         print(f"wrote {args.output}")
     return 0
 
@@ -483,40 +574,78 @@ def _onnx_predictor(path: Path):
 
 
 def _command_predict(args) -> int:
+    import collections
+
     import numpy as np
     from PIL import Image
 
     from .data.folder import read_image, to_float_image
     from .inference import fixed_input_size, keras_predictor, labels_from_probabilities, predict_images
+    from .training.folder import atomic_write, check_writable_folder
 
+    output = Path(args.output)
+    check_writable_folder(output)  # before the model is loaded or an image read
     path, run = _resolve_model_path(args.model)
     config = _run_config(run)
     if path.suffix == ".onnx":
         predictor, size, channels, batch = _onnx_predictor(path)
         batch_size = batch or args.batch_size
+        rank = len(predictor.input_shape)
     else:
         model = _load_keras_model(path)
         predictor, size, channels = keras_predictor(model), fixed_input_size(model), model.input_shape[-1]
         batch_size = args.batch_size
+        rank = len(model.input_shape)
+    if rank == 5:
+        raise UsageError(
+            f"{path} is a recurrent model: it takes sequences of frames (batch, time, height, width, "
+            "channels), and "
+            "`umodels predict` reads single images. Predict sequences from Python: "
+            "universal_models.inference.predict_tiled(keras_predictor(model), frames) with frames a "
+            "float32 array "
+            "(time, height, width, channels) in [0, 1].")
     files = _prediction_inputs(args.inputs)
     tile, overlap = _tiles(args, config, size)
-    output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    images = (to_float_image(read_image(file), file, channels) for file in files)
-    predictions = predict_images(predictor, images, tile_size=tile, overlap=overlap, batch_size=batch_size,
+    skipped: list[tuple[Path, str]] = []
+    read: collections.deque[Path] = collections.deque()  # the files whose images are in flight, in order
+
+    def images():
+        for file in files:
+            try:
+                image = to_float_image(read_image(file), file, channels)
+            except (ValueError, OSError) as error:  # an unreadable image is reported at the end, not fatal
+                skipped.append((file, str(error).splitlines()[0] if str(error) else type(error).__name__))
+                print(f"skipped {file}: {skipped[-1][1]}", file=sys.stderr, flush=True)
+                continue
+            read.append(file)
+            yield image
+
+    predictions = predict_images(predictor, images(), tile_size=tile, overlap=overlap, batch_size=batch_size,
                                  fit_to_image=not all(size))  # tiles of consecutive images share model calls
-    for index, (file, probabilities) in enumerate(zip(files, predictions), start=1):
+    for index, probabilities in enumerate(predictions, start=1):
+        file = read.popleft()
         labels = labels_from_probabilities(probabilities)
         n_classes = max(probabilities.shape[-1], 2)
         if args.mask_values == "spread":
             labels = labels * (255 // (n_classes - 1))
         dtype = np.uint8 if labels.max(initial=0) <= 255 else np.uint16
-        Image.fromarray(labels.astype(dtype)).save(output / f"{file.stem}.png")
+        mask = Image.fromarray(labels.astype(dtype))
+        atomic_write(output / f"{file.stem}.png", lambda temporary: mask.save(temporary, format="PNG"))
         if args.probabilities:
             import tifffile
 
-            tifffile.imwrite(output / f"{file.stem}_probabilities.tif", probabilities.astype(np.float32))
+            values = probabilities.astype(np.float32)
+            atomic_write(output / f"{file.stem}_probabilities.tif",
+                         lambda temporary: tifffile.imwrite(temporary, values))
         print(f"[{index}/{len(files)}] {file} -> {output / (file.stem + '.png')}", flush=True)
+    if skipped:
+        print(f"umodels predict: wrote {len(files) - len(skipped)} of {len(files)} masks to {output}; "
+              "skipped "
+              f"{len(skipped)} unreadable input(s):", file=sys.stderr)
+        for file, reason in skipped:
+            print(f"  {file}: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -524,9 +653,10 @@ def _command_export(args) -> int:
     from .export import DEFAULT_OPSET, export_onnx
     from .inference import fixed_input_size
 
+    output = Path(args.output)
+    _check_output_file(output)
     path, run = _resolve_model_path(args.model)
     model = _load_keras_model(path)
-    output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "keras":
         if output.suffix != ".keras":
@@ -546,7 +676,23 @@ def _command_export(args) -> int:
         if config is None:
             raise UsageError("the model takes any input size; give the ONNX graph's size with --input-size HxW.")
         height, width = (2 * config.patch[0], 2 * config.patch[1])
-    input_shape = tuple(model.input_shape[1:-3]) + (height, width, model.input_shape[-1])
+    frames = ()
+    if len(model.input_shape) == 5:  # recurrent: (batch, time, height, width, channels)
+        fixed = model.input_shape[1]
+        if fixed is None and args.frames is None:
+            raise UsageError(f"{path} is a recurrent model whose time axis is free, and an ONNX graph "
+                             "needs a fixed "
+                             "frame count: give it with --frames N (the number of frames per sequence the "
+                             "graph "
+                             "will be called with, e.g. the run's --timesteps).")
+        if fixed is not None and args.frames is not None and args.frames != fixed:
+            raise UsageError(f"{path} was built for {fixed} frames per sequence; leave --frames out or give "
+                             f"--frames {fixed}.")
+        frames = (fixed or args.frames,)
+    elif args.frames is not None:
+        raise UsageError(f"--frames is for recurrent models; {path} takes single images, so leave "
+                         "--frames out.")
+    input_shape = frames + (height, width, model.input_shape[-1])
     if any(value is None for value in input_shape):
         raise UsageError(f"cannot export a fixed ONNX input shape from {model.input_shape}; the model has other "
                          "undefined input axes.")
@@ -581,16 +727,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "train":
+        args.given = given_options(argv)  # what --resume compares with the run's settings
     keep_freed_memory()  # large activations reuse the process's memory (see universal_models.allocator)
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt as interrupt:
         print(f"\numodels {args.command}: {interrupt or 'interrupted'}", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, FileNotFoundError, FileExistsError) as error:
+    except (UsageError, ValueError) as error:
         if os.environ.get("UMODELS_TRACEBACK"):
             raise
         print(f"umodels {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # file-system problems: one line naming the path and the fix, never a traceback
+        if os.environ.get("UMODELS_TRACEBACK"):
+            raise
+        print(f"umodels {args.command}: error: {_os_error_message(error)}", file=sys.stderr)
         return 2
 
 

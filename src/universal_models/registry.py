@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -122,6 +123,42 @@ def _lookup(name: str) -> _Entry:
     )
 
 
+#: what each type name of an option's annotation accepts (an annotation naming any other type is not checked)
+_ANNOTATION_TYPES = {
+    "int": lambda value: isinstance(value, numbers.Integral) and not isinstance(value, bool),
+    "float": lambda value: isinstance(value, numbers.Real) and not isinstance(value, bool),
+    "bool": lambda value: isinstance(value, (bool,)) or type(value).__name__ == "bool_",
+    "str": lambda value: isinstance(value, str),
+    "None": lambda value: value is None,
+    "Sequence": lambda value: isinstance(value, (list, tuple)),
+}
+_ANNOTATION_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+                     "None": "None (null)", "Sequence": "a list"}
+
+
+def _check_option_value(model: str, option: str, parameter: inspect.Parameter, value: Any) -> None:
+    """Refuse an option value whose type the builder's annotation does not allow (``dropout="a"``).
+
+    The one check for every option of every model, read from the builder's signature: an
+    annotation such as ``float``, ``int | None`` or ``float | Sequence[float]`` names the types
+    allowed; an annotation with other names is left to the builder.
+    """
+    annotation = parameter.annotation
+    if annotation is inspect.Parameter.empty:
+        return
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    names = [part.strip().split("[")[0] for part in text.split("|")]
+    if not names or any(name not in _ANNOTATION_TYPES for name in names):
+        return
+    if any(_ANNOTATION_TYPES[name](value) for name in names):
+        return
+    expected = " or ".join(_ANNOTATION_WORDS[name] for name in names)
+    raise ValueError(
+        f"option {option!r} of model {model!r} must be {expected} (default {parameter.default!r}), got "
+        f"{value!r}; e.g. --option {option}={parameter.default if parameter.default is not None else '...'}."
+    )
+
+
 def get_model(
     name: str,
     input_height: int | None,
@@ -153,7 +190,8 @@ def get_model(
     Raises:
         ValueError: unknown model name (the message names the closest ones),
             sizes or class counts that are not positive integers, an input
-            smaller than the model's minimum, or an unknown option.
+            smaller than the model's minimum, an unknown option, or an option
+            value of a type its builder does not take (``dropout="a"``).
 
     Example:
         >>> model, height, width = get_model("unet", 100, 76, 1, 3, base_filters=16)
@@ -177,4 +215,6 @@ def get_model(
             f"Unknown option{'s' if len(unknown) > 1 else ''} for model {entry.info.name!r}: "
             f"{', '.join(messages)}. Valid options: {valid}."
         )
+    for option, value in options.items():
+        _check_option_value(entry.info.name, option, entry.options[option], value)
     return entry.builder(input_height, input_width, input_channels, n_classes, **options)

@@ -32,8 +32,9 @@ def _save(figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path)
-    return path
+    from .folder import atomic_write
+
+    return atomic_write(path, lambda temporary: figure.savefig(temporary, format=path.suffix[1:] or "png"))
 
 
 def plot_history(history: Sequence[dict], path: str | Path) -> Path:

@@ -51,6 +51,17 @@ from ..inference.tiled import fixed_input_size, keras_predictor, labels_from_pro
 from ..registry import get_model, list_models
 from .preparation import prepare_training
 from ..inference.loading import load_model
+from .folder import (
+    RUN_FILES,
+    RunLock,
+    atomic_write,
+    atomic_write_text,
+    check_writable_folder,
+    fsync_directory,
+    remove_run_files,
+    run_files,
+    stale_temporary_files,
+)
 
 STATE_MEMBER = "universal_models_state.json"
 CONFIG_FILE = "config.json"
@@ -58,6 +69,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
 #: ``--precision`` -> Keras dtype policy (weights stay float32 under the mixed ones; float16 adds loss scaling)
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+#: the settings a resumed run may change (train longer, a new time budget or data loading, the data's
+#: new place); any other setting given for a resume must equal the saved one
+RESUME_CHANGES = ("epochs", "time_limit", "workers", "use_multiprocessing", "data", "val_data")
 
 
 @dataclass
@@ -191,6 +205,16 @@ class TrainConfig:
             raise ValueError(f"time_limit must be a positive number of minutes, got {self.time_limit!r}.")
         if self.overlap is not None and self.overlap < 0:
             raise ValueError(f"overlap must be >= 0 pixels, got {self.overlap!r}.")
+        if self.n_classes == 1:
+            raise ValueError(
+                "n_classes counts the classes including background, so a segmentation run has at least 2 "
+                "(binary "
+                "masks: --n-classes 2, or leave it out to infer it from the masks); got 1.")
+        names, count = self.class_names, self.n_classes
+        if names is not None and count is not None and len(names) != count:
+            raise ValueError(
+                f"{len(self.class_names)} class names ({', '.join(map(str, self.class_names))}) for "
+                f"--n-classes {count}; give one name per class, background first.")
         names = [info.name for info in list_models()]
         if self.model.strip().lower() not in names:
             get_model(self.model, None, None, 1, 2)  # raises the registry's error naming close models
@@ -203,6 +227,16 @@ class TrainConfig:
                 f"({', '.join(GENERATED_DATASETS)})."
             )
         resolve_loss(self.loss)  # fails early on an unknown loss name
+        logged = logged_quantities()
+        if self.monitor not in logged:
+            raise ValueError(f"monitor {self.monitor!r} is not a logged quantity; choose one of "
+                             f"{', '.join(logged)} "
+                             "(--monitor val_loss, the default, or val_mean_iou).")
+        tile, overlap = evaluation_tiles(self)
+        if not 0 <= overlap < min(tile):
+            raise ValueError(f"overlap {overlap} must be smaller than the evaluation tile size {min(tile)} "
+                             f"(--tile-size, default twice the patch size); lower --overlap or raise "
+                             "--tile-size.")
 
     @property
     def patch(self) -> tuple[int, int]:
@@ -233,6 +267,8 @@ class TrainResult:
     history: list[dict]
     metrics: dict | None
     stopped_by_time_limit: bool = False
+    #: a resumed run that had trained all its epochs (and been evaluated): nothing was done
+    already_complete: bool = False
 
 
 # -- reproducibility ----------------------------------------------------------------
@@ -420,6 +456,13 @@ def build_model(config: TrainConfig, data: DataSplit) -> keras.Model:
     return model
 
 
+def logged_quantities() -> list[str]:
+    """The quantities ``umodels train`` logs each epoch (what ``monitor`` may name): loss and metrics, on the
+    training and the validation data."""
+    names = ["loss"] + [metric if isinstance(metric, str) else metric.name for metric in _metrics(2)]
+    return names + [f"val_{name}" for name in names]
+
+
 def _metrics(n_classes: int) -> list:
     try:
         from ..metrics import IoU
@@ -430,17 +473,7 @@ def _metrics(n_classes: int) -> list:
 
 
 # -- checkpoints ------------------------------------------------------------------------------
-def _fsync_directory(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover  (platforms without directory handles)
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(descriptor)
+_fsync_directory = fsync_directory
 
 
 def save_checkpoint(model: keras.Model, path: str | Path, state: dict | None = None) -> Path:
@@ -454,21 +487,13 @@ def save_checkpoint(model: keras.Model, path: str | Path, state: dict | None = N
     Example:
         >>> save_checkpoint(model, "run/last.keras", {"epoch": 3})  # doctest: +SKIP
     """
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-    try:
+    def write(temporary: Path) -> None:
         model.save(temporary)
         if state is not None:
             with zipfile.ZipFile(temporary, "a") as archive:
                 archive.writestr(STATE_MEMBER, json.dumps(state))
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        _fsync_directory(path.parent)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
+
+    return atomic_write(path, write)
 
 
 def read_checkpoint_state(path: str | Path) -> dict | None:
@@ -558,6 +583,24 @@ def _restore_global_rng_state(state: dict) -> None:
             torch.cuda.set_rng_state_all([_decode_generator_state(value) for value in cuda_states])
 
 
+def non_finite_weights(model: keras.Model) -> str | None:
+    """``None`` if every weight of ``model`` (trainable or not: batch-norm statistics too) is finite, else
+    what is not (how many values, the first variable)."""
+    count, first = 0, None
+    for variable in model.weights:
+        values = np.asarray(keras.ops.convert_to_numpy(variable))
+        if not np.issubdtype(values.dtype, np.floating):
+            continue
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        if bad:
+            count += bad
+            first = first or variable.path
+    if not count:
+        return None
+    total = sum(int(np.prod(variable.shape)) for variable in model.weights)
+    return f"{count:,} of {total:,} weight values became NaN or infinite (the first in {first})"
+
+
 class _RunCallback(keras.callbacks.Callback):
     """Per epoch: keep the data epoch in step, checkpoint atomically, write the log, watch the time."""
 
@@ -602,6 +645,15 @@ class _RunCallback(keras.callbacks.Callback):
         if self.diverged:  # never overwrite the last good checkpoint with NaN weights
             return
         logs = {key: float(value) for key, value in (logs or {}).items()}
+        # Before any checkpoint: a loss can stay finite while the weights are not (Dice of an all-NaN
+        # prediction is 0), so the weights and every logged value are checked too.
+        problem = non_finite_weights(self.model)
+        bad_logs = sorted(key for key, value in logs.items() if not math.isfinite(value))
+        if problem or bad_logs:
+            what = problem or f"the logged {', '.join(bad_logs)} became non-finite"
+            self.diverged = f"{what} in epoch {epoch + 1}"
+            self.model.stop_training = True
+            return
         if self.monitor not in logs:
             raise ValueError(f"monitor {self.monitor!r} is not logged; logged quantities: {sorted(logs)}.")
         learning_rate = self.model.optimizer.learning_rate
@@ -631,12 +683,14 @@ def write_log(path: Path, history: Sequence[dict]) -> None:
     keys: list[str] = []
     for row in history:
         keys += [key for key in row if key not in keys]
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(temporary, path)
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+
+    atomic_write(path, write)
 
 
 def _json_default(value):
@@ -648,33 +702,114 @@ def _json_default(value):
 
 
 # -- the run ---------------------------------------------------------------------------------------
-def _prepare_folder(config: TrainConfig, resume: bool, overwrite: bool) -> tuple[Path, TrainConfig]:
-    folder = Path(config.output)
-    if resume:
-        config_path = folder / CONFIG_FILE
-        if not (folder / "last.keras").is_file() or not config_path.is_file():
-            raise FileNotFoundError(
-                f"nothing to resume in {folder}: it needs {CONFIG_FILE} and last.keras from an earlier "
-                "`umodels train --output` run (a run killed before its first epoch ended has no checkpoint; "
-                "start it again without --resume)."
-            )
-        for stale in folder.glob(".*.tmp*"):  # half-written files of a killed run (never renamed into place)
-            stale.unlink()
-        saved = TrainConfig.from_json(json.loads(config_path.read_text(encoding="utf-8")))
-        saved.output = str(folder)
-        if config.epochs != saved.epochs:  # the one setting a resume may change: train longer
-            saved.epochs = config.epochs
-        return folder, saved
-    if (folder / "last.keras").exists() and not overwrite:
-        raise FileExistsError(
-            f"{folder} already holds a training run (last.keras). Continue it with --resume, choose another "
-            "--output, or pass --overwrite to start over."
+def saved_config(folder: str | Path) -> TrainConfig:
+    """The settings saved in the run folder ``folder`` (its ``config.json``).
+
+    Raises:
+        FileNotFoundError: the folder holds no run to resume (named, with what to do).
+    """
+    folder = Path(folder)
+    config_path = folder / CONFIG_FILE
+    if not (folder / "last.keras").is_file() or not config_path.is_file():
+        raise FileNotFoundError(
+            f"nothing to resume in {folder}: it needs {CONFIG_FILE} and last.keras from an earlier "
+            "`umodels train --output` run (a run killed before its first epoch ended has no checkpoint; "
+            "start it again without --resume)."
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in ("last.keras", "best.keras", "log.csv", "metrics.json", "curves.png", "predictions.png"):
-        if (folder / stale).exists():
-            (folder / stale).unlink()
-    return folder, config
+    try:
+        values = json.loads(config_path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{config_path} is not readable JSON ({error}); it was not written by "
+                         "umodels.") from None
+    config = TrainConfig.from_json(values)
+    config.output = str(folder)
+    return config
+
+
+def _same(name: str, saved, given) -> bool:
+    if name == "model":
+        return str(saved).strip().lower() == str(given).strip().lower()
+    if name == "patch_size":
+        def as_pair(value):
+            return list(value) * (2 // len(value)) if isinstance(value, (list, tuple)) else [value] * 2
+
+        return as_pair(saved) == as_pair(given)
+    if isinstance(saved, (list, tuple)) or isinstance(given, (list, tuple)):
+        if saved is None or given is None:
+            return saved == given
+        return list(saved) == list(given)
+    return saved == given
+
+
+def resume_config(folder: str | Path, changes: dict | None = None) -> TrainConfig:
+    """The settings to resume the run in ``folder`` with: its saved ones, with ``changes`` applied.
+
+    ``changes`` maps setting names to values. Those of :data:`RESUME_CHANGES` (``epochs`` to train
+    longer, ``time_limit``, ``workers``, ``use_multiprocessing``, and ``data`` / ``val_data`` for
+    the run's data at a new place) may differ from the saved values; any other setting must equal
+    the saved one: a resumed run is the run that was started, not a new one.
+
+    Raises:
+        FileNotFoundError: nothing to resume in ``folder``.
+        ValueError: a setting that may not change differs from the saved one (named, with both
+            values), or an unknown setting.
+
+    Example:
+        >>> config = resume_config("runs/x", {"epochs": 20})  # on to 20 epochs  # doctest: +SKIP
+        >>> train(config, resume=True)  # doctest: +SKIP
+    """
+    config = saved_config(folder)
+    known = {item.name for item in dataclasses.fields(TrainConfig)}
+    conflicts = []
+    for name, value in (changes or {}).items():
+        if name not in known:
+            raise ValueError(f"unknown training setting {name!r}; known settings: {sorted(known)}.")
+        if name == "output":
+            continue
+        saved = getattr(config, name)
+        if name in RESUME_CHANGES:
+            setattr(config, name, value)
+        elif not _same(name, saved, value):
+            conflicts.append((name, saved, value))
+    if conflicts:
+        listed = "; ".join(f"{option_name(name)} was {saved!r} in the run, now {given!r}"
+                           for name, saved, given in conflicts)
+        raise ValueError(
+            f"resuming {folder} with other settings than the run's: {listed}. A resumed run keeps its "
+            "settings "
+            f"(only {', '.join(option_name(name) for name in RESUME_CHANGES)} and --verbose may change); "
+            "leave "
+            "the option out to resume, or start a new run with another --output (or --overwrite)."
+        )
+    return config
+
+
+def option_name(setting: str) -> str:
+    """The ``umodels train`` option of a :class:`TrainConfig` setting (``batch_size`` -> ``--batch-size``)."""
+    return {"model_options": "--option"}.get(setting, "--" + setting.replace("_", "-"))
+
+
+def _check_resume_data(folder: Path, config: TrainConfig) -> None:
+    for name in ("data", "val_data"):
+        value = getattr(config, name)
+        if value is not None and value not in GENERATED_DATASETS and not Path(value).exists():
+            raise FileNotFoundError(
+                f"the data folder of the run in {folder} is gone: {option_name(name)} {value} does not "
+                "exist. If it "
+                f"moved, resume with its new place: umodels train --resume --output {folder} "
+                f"{option_name(name)} NEW_FOLDER (a resume may change {option_name(name)})."
+            )
+
+
+def _check_fresh_folder(folder: Path, overwrite: bool) -> None:
+    present = run_files(folder) if folder.is_dir() else []
+    if present and not overwrite:
+        resumable = (folder / "last.keras").exists()
+        hint = "Continue it with --resume, choose" if resumable else "Choose"
+        raise FileExistsError(
+            f"{folder} already holds a training run ({', '.join(present)}). {hint} another --output, or pass "
+            "--overwrite to replace those files (other files in the folder are kept)."
+        )
 
 
 def _restores_dtype_policy(function):
@@ -691,15 +826,35 @@ def _restores_dtype_policy(function):
     return wrapper
 
 
+def _check_resumed_model(folder: Path, model: keras.Model, data: DataSplit) -> None:
+    channels, outputs = model.input_shape[-1], max(model.output_shape[-1], 2)
+    if data.channels != channels or data.n_classes > outputs:
+        raise ValueError(
+            f"the data of the resumed run has {data.channels} channel(s) and {data.n_classes} classes, "
+            "but the model "
+            f"in {folder / 'last.keras'} takes {channels} channel(s) and predicts {outputs} classes; give "
+            "the run's "
+            "own data (--data) to resume it."
+        )
+
+
 @_restores_dtype_policy
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False, verbose: int | str = "auto",
           evaluate: bool = True) -> TrainResult:
     """Train a model as configured; write checkpoints, log, plots and scores.
 
+    Every setting is checked first (model, options, loss, monitor, tiles, the data and every
+    mask, the output folder); only then is the run folder made, locked (:class:`RunLock`: one
+    process per folder) and, with ``overwrite``, cleared of umodels' own files (:data:`RUN_FILES`;
+    no other file is touched).
+
     Args:
-        config: the settings (see :class:`TrainConfig`).
-        resume: continue the run in ``config.output`` from its ``last.keras``
-            (its saved settings are used; only ``epochs`` may be raised).
+        config: the settings (see :class:`TrainConfig`). With ``resume``, the run's own settings:
+            they must equal the saved ``config.json`` except for :data:`RESUME_CHANGES`;
+            :func:`resume_config` gives them (``resume_config(folder, {"epochs": 20})``).
+        resume: continue the run in ``config.output`` from its ``last.keras``. A run that has
+            trained all its epochs is not trained again (``TrainResult.already_complete``); its
+            final evaluation is made if it is missing.
         overwrite: start over in a folder that already holds a run.
         verbose: Keras' ``fit`` verbosity (``"auto"``: a progress bar).
         evaluate: at the end, score the best model on the full-size
@@ -710,13 +865,24 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
     Raises:
         ValueError / FileNotFoundError / FileExistsError: bad settings or
-            data (with what to change).
+            data (with what to change), a run folder in use by another process.
+        OSError: an output folder that cannot be written (``PermissionError``, ``NotADirectoryError``).
 
     Example:
         >>> result = train(TrainConfig(model="unet_shallow", data="shapes", epochs=3, output="runs/shapes"))  # doctest: +SKIP
         >>> result.metrics["mean_iou"]  # doctest: +SKIP
     """
-    folder, config = _prepare_folder(config, resume, overwrite)
+    folder = Path(config.output)
+    # -- check phase: nothing is written, deleted or trained until every check has passed
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --output and --overwrite replaces it; choose one.")
+    check_writable_folder(folder)
+    if resume:
+        given = {item.name: getattr(config, item.name) for item in dataclasses.fields(TrainConfig)}
+        config = resume_config(folder, given)
+        _check_resume_data(folder, config)
+    else:
+        _check_fresh_folder(folder, overwrite)
     config.validate()
     seed_everything(config.seed, config.deterministic)
     keras.config.set_dtype_policy(PRECISIONS[config.precision])  # models are built and loaded under it
@@ -724,20 +890,41 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         from .distributed import data_parallel
 
         data_parallel(batch_size=config.batch_size)  # before the model is built or loaded
-    data = load_data(config)
+    data = load_data(config)  # reads every mask: bad data fails here
     if resume:
         state = read_checkpoint_state(folder / "last.keras") or {}
         if "epoch" not in state:
             raise ValueError(f"{folder / 'last.keras'} has no training state; it was not written by `umodels train`.")
-        model = load_model(folder / "last.keras")
-        _restore_seed_states(model, state.get("seed_states", []))
         initial_epoch = int(state["epoch"])
+        if config.epochs < initial_epoch:
+            raise ValueError(f"--epochs {config.epochs} is fewer than the {initial_epoch} epochs the run "
+                             f"in {folder} "
+                             "has trained; give more epochs, or leave --epochs out to resume to the run's "
+                             "own.")
+        model = load_model(folder / "last.keras")
+        _check_resumed_model(folder, model, data)
+        _restore_seed_states(model, state.get("seed_states", []))
     else:
-        model = build_model(config, data)
+        model = build_model(config, data)  # checks the options
         state = {"epoch": 0, "best": None, "best_epoch": None, "history": []}
         initial_epoch = 0
-        (folder / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2, default=_json_default),
-                                          encoding="utf-8")
+    # -- every check passed: the folder is made, locked, and (with --overwrite) cleared of umodels' files
+    folder.mkdir(parents=True, exist_ok=True)
+    with RunLock(folder):
+        for stale in stale_temporary_files(folder):  # half-written files of a killed run (never renamed)
+            stale.unlink()
+        if resume:
+            if initial_epoch >= config.epochs and (folder / "metrics.json").exists():
+                return TrainResult(folder, model, state["history"], None, already_complete=True)
+        else:
+            if overwrite:
+                remove_run_files(folder)
+        atomic_write_text(folder / CONFIG_FILE, json.dumps(config.to_json(), indent=2, default=_json_default))
+        return _fit(folder, config, data, model, state, initial_epoch, resume, verbose, evaluate)
+
+
+def _fit(folder, config, data, model, state, initial_epoch, resume, verbose, evaluate) -> TrainResult:
+    complete = initial_epoch >= config.epochs
     n_outputs = model.output_shape[-1]
     train_data = PatchDataset(
         data.train, batch_size=config.batch_size, patch_size=config.patch, steps_per_epoch=config.steps_per_epoch,
@@ -749,12 +936,13 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     if not resume:
         model.compile(optimizer=_optimizer(config, config.epochs * len(train_data)), loss=resolve_loss(config.loss),
                       metrics=_metrics(max(n_outputs, 1)))
-    # Optimizer and metric variables now, not inside the first traced step (TensorFlow traces it twice then).
-    prepare_training(model, *train_data[0][:2])
     if state["history"]:  # the log may lag the checkpoint by one epoch after a kill: rewrite it
         write_log(folder / "log.csv", state["history"])
     callback = _RunCallback(folder, train_data, state, config.monitor, config.time_limit)
-    if initial_epoch < config.epochs:
+    if not complete:
+        # Optimizer and metric variables now, not inside the first traced step (TensorFlow traces it twice
+        # then).
+        prepare_training(model, *train_data[0][:2])
         try:
             model.fit(train_data, validation_data=validation_data, epochs=config.epochs, initial_epoch=initial_epoch,
                       callbacks=[callback], verbose=verbose, shuffle=False)
@@ -768,7 +956,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                 if state["history"] else "no checkpoint was written")
         raise ValueError(
             f"training diverged: {callback.diverged}; {kept}. Lower --learning-rate, check the data for extreme "
-            "values, or use a loss with from_logits=True; then resume (--resume) or start over (--overwrite)."
+            "values and the masks for labels outside [0, n_classes) (they make the loss NaN on "
+            "accelerators), or "
+            "use a loss with from_logits=True; then resume (--resume) or start over (--overwrite)."
         )
     metrics = finish_run(folder, config, data) if evaluate else None
     return TrainResult(folder, model, state["history"], metrics, callback.stopped_by_time_limit)
@@ -844,7 +1034,7 @@ def finish_run(folder: Path, config: TrainConfig, data: DataSplit | None = None)
     metrics = {"model": config.model, "data": config.data, "checkpoint": checkpoint.name,
                "epoch": best.get("epoch"), "monitor": config.monitor, "backend": keras.config.backend(),
                "tile_size": list(tile), "overlap": overlap, **scores}
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default), encoding="utf-8")
+    atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2, default=_json_default))
     if kept:
         if data.sequence:  # show the last frame of each sequence
             kept = [(image[-1], truth[-1], prediction[-1]) for image, truth, prediction in kept]
