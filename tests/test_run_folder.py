@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 import universal_models as um
-from universal_models import training
+from universal_models.training import run as training
 from universal_models.cli import main
 from universal_models.training.folder import LOCK_FILE, RunLock, atomic_write_text
 from universal_models.training import read_checkpoint_state

@@ -16,6 +16,7 @@ _RUN_NAMES = (
     "CONFIG_FILE", "LR_SCHEDULES", "OPTIMIZERS", "PRECISIONS", "STATE_MEMBER", "DataSplit", "TrainConfig",
     "TrainResult", "build_model", "default_loss", "evaluate_model", "evaluation_tiles", "finish_run", "load_data",
     "read_checkpoint_state", "resolve_loss", "save_checkpoint", "seed_everything", "train", "write_log",
+    "RESUME_CHANGES", "logged_quantities", "non_finite_weights", "option_name", "resume_config", "saved_config",
 )
 __all__ = list(_RUN_NAMES)
 
