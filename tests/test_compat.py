@@ -56,7 +56,8 @@ def test_training_package_lists_its_names():
     import universal_models.training as training
 
     for name in training.__all__:
-        assert getattr(training, name) is getattr(training.run, name)
+        module = importlib.import_module(f"universal_models.training.{training._NAMES[name]}")
+        assert getattr(training, name) is getattr(module, name)
     with pytest.raises(AttributeError, match="no attribute"):
         training.not_a_name  # noqa: B018
 

@@ -426,7 +426,9 @@ def test_an_os_error_anywhere_is_one_line_naming_the_path(tmp_path, capsys, monk
 def test_evaluate_output_naming_a_folder_fails_before_the_evaluation(
     tmp_path, capsys, monkeypatch, finished_run
 ):
-    monkeypatch.setattr(training, "evaluate_model", lambda *args, **kwargs: pytest.fail("evaluated first"))
+    from universal_models.training import report
+
+    monkeypatch.setattr(report, "evaluate_model", lambda *args, **kwargs: pytest.fail("evaluated first"))
     assert main(["evaluate", str(finished_run), "--output", str(tmp_path)]) == 2
     assert f"--output {tmp_path} is a folder; give a file path" in _error(capsys)
 

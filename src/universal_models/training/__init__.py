@@ -1,8 +1,14 @@
 """Training: a run's settings, data, checkpoints, loop and report.
 
-- :mod:`.run`: :class:`TrainConfig` (every setting of a run, saved as ``config.json``),
-  :func:`train` (what ``umodels train`` runs: data, model, checkpoints with exact resume, the
-  callback that logs and guards, the final report), :func:`evaluate_model`.
+- :mod:`.config`: :class:`TrainConfig` (every setting of a run, saved as ``config.json``), what
+  the settings mean (loss names, logged quantities, evaluation tiles) and the resume rules.
+- :mod:`.data`: the training and validation data a config names.
+- :mod:`.checkpoint`: checkpoints that resume exactly (model, optimizer, training and
+  random-number state in one ``.keras`` file), ``seed_everything``.
+- :mod:`.run`: :func:`train`, what ``umodels train`` runs: the check phase, the run folder, the
+  model, the callback that logs and guards against non-finite training, resume.
+- :mod:`.report`: the epoch log, the full-size evaluation, ``metrics.json``.
+- :mod:`.folder`: run folders: umodels' own files, atomic writes, the one-process lock.
 - :mod:`.preparation`: :func:`prepare_training`, the optimizer and metric variables made before
   the first traced step.
 - :mod:`.distributed`: data-parallel training on several devices (JAX).
@@ -11,23 +17,47 @@
 ``from universal_models.training import train, TrainConfig`` works as before.
 """
 
-# The names of .run, loaded on first use: ``import universal_models`` needs only .preparation.
-_RUN_NAMES = (
-    "CONFIG_FILE", "LR_SCHEDULES", "OPTIMIZERS", "PRECISIONS", "STATE_MEMBER", "DataSplit", "TrainConfig",
-    "TrainResult", "build_model", "default_loss", "evaluate_model", "evaluation_tiles", "finish_run", "load_data",
-    "read_checkpoint_state", "resolve_loss", "save_checkpoint", "seed_everything", "train", "write_log",
-    "RESUME_CHANGES", "logged_quantities", "non_finite_weights", "option_name", "resume_config", "saved_config",
-)
-__all__ = list(_RUN_NAMES)
+from __future__ import annotations
+
+import importlib
+
+# Where each name lives; loaded on first use (``import universal_models`` needs only .preparation).
+_NAMES = {
+    "CONFIG_FILE": "config",
+    "DataSplit": "data",
+    "LR_SCHEDULES": "config",
+    "OPTIMIZERS": "config",
+    "PRECISIONS": "config",
+    "RESUME_CHANGES": "config",
+    "STATE_MEMBER": "checkpoint",
+    "TrainConfig": "config",
+    "TrainResult": "run",
+    "build_model": "run",
+    "default_loss": "config",
+    "evaluate_model": "report",
+    "evaluation_tiles": "config",
+    "finish_run": "report",
+    "load_data": "data",
+    "logged_quantities": "config",
+    "non_finite_weights": "run",
+    "option_name": "config",
+    "read_checkpoint_state": "checkpoint",
+    "resolve_loss": "config",
+    "resume_config": "config",
+    "save_checkpoint": "checkpoint",
+    "saved_config": "config",
+    "seed_everything": "checkpoint",
+    "train": "run",
+    "write_log": "report",
+}
+__all__ = sorted(_NAMES)
 
 
 def __getattr__(name: str):
-    if name in _RUN_NAMES:
-        from . import run
-
-        return getattr(run, name)
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted([*globals(), *_RUN_NAMES])
+    return sorted([*globals(), *_NAMES])
