@@ -45,7 +45,6 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 
@@ -197,9 +196,7 @@ def torch_model_results(key: str, args) -> list[dict]:
     import torch
     from keras.src.backend.torch.core import get_device
 
-    from benchmarks.torch_reference import build_twins, check_twins, plain_keras_model
-
-    from benchmarks.torch_reference import TWINS
+    from benchmarks.torch_reference import TWINS, build_twins, check_twins, plain_keras_model
 
     assert TWINS[key][:2] == MODELS[key], (key, TWINS[key][:2], MODELS[key])
     device = torch.device(get_device())
@@ -236,7 +233,7 @@ def torch_model_results(key: str, args) -> list[dict]:
             variants[("torch", name, precision)] = _twin_functions(
                 twin, batches, label_batches, args.steps, channels_last, precision == "bfloat16", torch, device)
     functions, memory = {}, {}
-    for (backend, variant, precision), (train, infer) in variants.items():
+    for (_backend, variant, precision), (train, infer) in variants.items():
         for task, function in (("train", train), ("infer", infer)):
             label = f"{variant}|{precision}|{task}"
             function()  # first call: builds, compiles, moves kernels

@@ -191,7 +191,6 @@ def main(argv=None) -> int:
         return 0
     set_threads(arguments.threads)
     import keras
-
     from common import machine_line
 
     if keras.config.backend() == "torch":

@@ -31,8 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import universal_models as um  # noqa: E402  (chooses the backend)
 import keras  # noqa: E402
+
+import universal_models as um  # noqa: E402  (chooses the backend)
 from universal_models.data import load_mnist, moving_mnist  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "next_frame"

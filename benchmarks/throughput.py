@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
                 unit = f"{TIMESTEPS}x" if MODELS[key][2] else ""
                 rows.append([
                     key, f"{unit}{size}x{size}", batch, _number(r["train"]), _number(r["infer"]),
-                    _number(r.get("onnx")) if "onnx" in r or not args.onnx else "export failed", _number(r["train_gflops"], 0), _number(r["infer_gflops"], 0),
+                    _number(r.get("onnx")) if "onnx" in r or not args.onnx else "export failed",
+                    _number(r["train_gflops"], 0), _number(r["infer_gflops"], 0),
                     f"{r['train_mib']:.0f} / {r['infer_mib']:.0f}",
                 ])
                 print(f"# {key} {size} {batch}: {r}", file=sys.stderr, flush=True)

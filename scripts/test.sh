@@ -57,6 +57,9 @@ export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
 # One suite after the other: side by side on a fresh clone, the JAX and TensorFlow suites had not
 # finished after 1,090 s; one after the other they take about 1,060 s.
 failed=()
+# Lint first (a second or two): the configuration is in pyproject.toml.
+echo "=== ruff check ==="
+".venv-${backends[0]}/bin/ruff" check --quiet . || failed+=("ruff check")
 for backend in "${backends[@]}"; do
     case $backend in
         torch) marker=() ;;

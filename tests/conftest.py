@@ -43,8 +43,9 @@ def pytest_configure(config):
     global keras
     if _is_xdist_controller(config):
         return
-    import universal_models  # noqa: F401  (chooses the backend before keras is imported)
     import keras as keras_module
+
+    import universal_models  # noqa: F401  (chooses the backend before keras is imported)
 
     keras = keras_module
     _float32_exactly()
@@ -163,7 +164,6 @@ def _device_guard(request):
         yield None
         return
     import universal_models
-
     from tests.device_guard import DeviceGuard
 
     guard = DeviceGuard(roots=[Path(universal_models.__file__).resolve().parent, _TESTS])

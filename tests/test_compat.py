@@ -10,9 +10,8 @@ import sys
 import pytest
 
 import universal_models  # noqa: F401  (installs the finder)
-from universal_models._compat import MOVED
-
 from tests.helpers import with_python_path
+from universal_models._compat import MOVED
 
 pytestmark = pytest.mark.backend_independent
 

@@ -14,14 +14,13 @@ should (it caught the folded batch norm's kernel allocated on the CPU, which cra
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import universal_models as um
-
-from tests.models.options import SMALL
 from tests.helpers import to_backend, to_numpy
+from tests.models.options import SMALL
 
 torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the device guard watches the torch backend")
 

@@ -13,9 +13,8 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import keras
+import pytest
 
 from tests.helpers import with_python_path
 

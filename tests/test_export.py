@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import universal_models as um
-from universal_models.export import OnnxPredictor, export_onnx
-
 from tests.helpers import onnx_export_available, threshold_batch
+from universal_models.export import OnnxPredictor, export_onnx
 
 can_export = onnx_export_available()
 
 
-@pytest.mark.skipif(not can_export, reason="ONNX export is tested on torch >= 2.6 with onnx, onnxscript and onnxruntime")
+@pytest.mark.skipif(not can_export,
+                    reason="ONNX export is tested on torch >= 2.6 with onnx, onnxscript and onnxruntime")
 def test_exported_unet_and_segnet_match_keras(tmp_path):
     """A model built for any size, trained a little (BN statistics move), exported with batch 2
     and run on 3 images (the last batch is padded): outputs equal Keras' to 1e-4."""

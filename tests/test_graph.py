@@ -16,17 +16,16 @@ from __future__ import annotations
 import gc
 import weakref
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import universal_models as um
+from tests.helpers import infer, perturb_weights, to_backend, to_numpy
+from tests.models.options import SMALL
 from universal_models.graph import GraphModel
 from universal_models.layers.blocks import conv_bn_act
 from universal_models.layers.normalization import BatchNormalization
-
-from tests.helpers import infer, perturb_weights, to_backend, to_numpy
-from tests.models.options import SMALL
 
 torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the plan runs on the torch backend only")
 
@@ -361,7 +360,6 @@ def test_intermediates_are_released_after_their_last_use():
 @torch_only
 def test_plan_steps_aside_where_keras_must_run():
     """Masks and stateless calls go through Keras' code, with Keras' results."""
-    import torch
 
     from universal_models._torch_graph import GraphPlan
 

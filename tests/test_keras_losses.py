@@ -13,14 +13,13 @@ that compute the loss another way.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import universal_models as um
-from universal_models.losses import CrossEntropyLoss
-
 from tests.helpers import threshold_batch, to_backend, to_numpy, train_steps
+from universal_models.losses import CrossEntropyLoss
 
 torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the workaround is for the torch backend")
 

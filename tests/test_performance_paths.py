@@ -12,18 +12,17 @@ backends the same tests check the generic code against the same expectations.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import universal_models as um
+from tests.helpers import threshold_batch, to_backend, to_numpy
 from universal_models.layers.activation import Activation, _fast_softmax_applies
 from universal_models.layers.fast_paths import fast_paths_enabled, use_fast_paths
 from universal_models.layers.normalization import BatchNormalization
 from universal_models.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from universal_models.layers.recurrent import MAX_UNROLLED_STEPS, ConvLSTM2D, unrolls
-
-from tests.helpers import threshold_batch, to_backend, to_numpy
 
 torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the fast paths exist on torch only")
 

@@ -6,10 +6,8 @@ injection found.
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -23,10 +21,9 @@ import pytest
 from PIL import Image
 
 import universal_models as um
+from tests.helpers import with_python_path
 from universal_models.data import make_shapes
 from universal_models.training import read_checkpoint_state
-
-from tests.helpers import with_python_path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ["train", "--model", "testnet", "--option", "base_filters=4", "--data", "shapes", "--n-samples", "16",

@@ -20,12 +20,11 @@ import pytest
 from PIL import Image
 
 import universal_models as um
-from universal_models.training import run as training
-from universal_models.cli import main
-from universal_models.training.folder import LOCK_FILE, RunLock, atomic_write_text
-from universal_models.training import read_checkpoint_state
-
 from tests.data.folders import write_folder
+from universal_models.cli import main
+from universal_models.training import read_checkpoint_state
+from universal_models.training import run as training
+from universal_models.training.folder import LOCK_FILE, RunLock, atomic_write_text
 
 TINY = [
     "train",

@@ -9,15 +9,14 @@ carry the state there.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import universal_models as um
-from universal_models.stateful import is_stateful, recurrent_layers
-
 from tests.helpers import perturb_weights
 from tests.models.test_recurrent import CASES, MODELS
+from universal_models.stateful import is_stateful, recurrent_layers
 
 
 def _model(name, n_classes=2, **options):

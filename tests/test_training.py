@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.helpers import to_numpy
 from universal_models.evaluation import confusion_matrix, scores_from_confusion
 from universal_models.inference import (
     blend_window,
@@ -26,8 +27,6 @@ from universal_models.training import (
     save_checkpoint,
     train,
 )
-
-from tests.helpers import to_numpy
 
 TINY = dict(model="testnet", model_options={"base_filters": 4}, data="shapes", n_samples=20, image_size=32,
             patch_size=32, batch_size=8, val_split=4, steps_per_epoch=2, rotation=10.0, seed=5,

@@ -11,8 +11,9 @@ import difflib
 import importlib
 import inspect
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ._validation import check_integer
 

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.data.folders import write_folder
 from universal_models.data import SegmentationFolder, mask_to_labels, read_image, to_float_image
 from universal_models.data.folder import natural_key, validation_count
-
-from tests.data.folders import write_folder
 
 pytestmark = pytest.mark.backend_independent
 
@@ -177,7 +176,8 @@ def test_channel_mismatch_and_nan_images(tmp_path):
         to_float_image(np.zeros((2, 2, 5), np.uint8), "x.tif", channels=3)
     write_folder(tmp_path, n=2)
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "images" / "1.png")
-    with pytest.raises(ValueError, match=r"different channel counts: 1 with 1 \(0\.png\); 1 with 3 \(1\.png\).*--channels 1"):
+    expected = r"different channel counts: 1 with 1 \(0\.png\); 1 with 3 \(1\.png\).*--channels 1"
+    with pytest.raises(ValueError, match=expected):
         SegmentationFolder(tmp_path, n_classes=4)  # refused at construction, before any pixel is read
     assert SegmentationFolder(tmp_path, n_classes=4, channels=1).load(1)[0].shape == (32, 32, 1)
     assert SegmentationFolder(tmp_path, n_classes=4, channels=3).load(0)[0].shape == (32, 32, 3)

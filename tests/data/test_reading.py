@@ -13,10 +13,9 @@ import pytest
 import tifffile
 from PIL import Image
 
+from tests.data.folders import anti_aliased_square, mask_folder, write_folder
 from universal_models.data import SegmentationFolder, inspect_image, mask_to_labels, read_image, to_float_image
 from universal_models.data.reading import describe_values, infer_class_count
-
-from tests.data.folders import anti_aliased_square, blurred_disks, mask_folder, write_folder
 
 pytestmark = pytest.mark.backend_independent
 

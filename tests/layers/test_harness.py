@@ -14,14 +14,15 @@ constructor arguments and example inputs; the harness then checks that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import keras
 import numpy as np
 import pytest
 
 import universal_models  # noqa: F401  (registers the layers)
+from tests.helpers import to_backend, to_numpy
 from universal_models.data.augmentation import SegmentationRandomRotation
 from universal_models.layers.activation import Activation
 from universal_models.layers.checks import InputGuard
@@ -32,8 +33,6 @@ from universal_models.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling
 from universal_models.layers.recurrent import ConvLSTM2D
 from universal_models.layers.spatial import CropToMatch, PadToMultiple
 from universal_models.layers.time import FoldTime, UnfoldTime
-
-from tests.helpers import to_backend, to_numpy
 
 
 def _images(*shape, seed=0):

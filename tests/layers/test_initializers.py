@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import universal_models as um
 from universal_models.layers.initializers import HostOrthogonal, HostVarianceScaling, glorot_uniform, he_normal
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
+from tests.conftest import backend_name
 from universal_models.layers import ICNR, DepthToSpace, FoldTime, UnfoldTime
 from universal_models.layers.depth_to_space import subpixel_upsampling
-
-from tests.conftest import backend_name
 
 
 def _numpy(tensor):

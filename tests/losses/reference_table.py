@@ -32,15 +32,15 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
-import universal_models  # noqa: F401  (chooses the backend)
 import keras
+import numpy as np
 from scipy import ndimage
 from scipy.spatial.distance import directed_hausdorff
 
+import universal_models  # noqa: F401  (chooses the backend)
 from universal_models import losses as L
 from universal_models import metrics as M
+
 from . import reference as R
 from .cases import CONFIGURATIONS, LOSS_PAIRS, applicable, make_case
 

@@ -162,7 +162,7 @@ def _call(function, labels, prediction):
 @pytest.mark.parametrize("label", [5, -1, 255])
 def test_labels_outside_the_classes_are_refused_by_every_loss_and_metric(label):
     labels, prediction = _bad_labels(label)
-    for name, function in _every_loss_and_metric(2).items():
+    for function in _every_loss_and_metric(2).values():
         with pytest.raises(ValueError, match=rf"holds the value {label} \(1 pixel\) outside the classes 0 \.\.\. 1 "
                                              r"of a prediction with 2 channels.*ignore_index"):
             _call(function, labels, prediction)
@@ -172,7 +172,7 @@ def test_labels_outside_the_classes_are_refused_by_every_loss_and_metric(label):
 
 def test_one_channel_targets_must_lie_in_zero_to_one():
     labels, prediction = _bad_labels(255, channels=1)
-    for name, function in _every_loss_and_metric(1).items():
+    for function in _every_loss_and_metric(1).values():
         with pytest.raises(ValueError, match=r"holds the value 255 .* outside \[0, 1\].*divide by 255"):
             _call(function, labels, prediction)
     soft = np.full((2, 4, 4), 0.3, "float32")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import universal_models as um
-
+from tests.helpers import threshold_batch
 from universal_models import losses as L
 from universal_models import metrics as M
-
-from tests.helpers import threshold_batch
 
 #: (name, loss, n_classes, output activation in the model: False -> the loss gets logits)
 TRAINING_CASES = [

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from universal_models import metrics as M
 from tests.losses import reference as R
 from tests.losses.cases import CONFIGURATIONS, configurations_for_backend, make_case
 from tests.losses.test_values import BINARY_MIXED, BINARY_TRUTH, MULTI_LABELS, MULTI_PROBABILITIES
+from universal_models import metrics as M
 
 
 def _result(metric, y_true, y_pred, **update):

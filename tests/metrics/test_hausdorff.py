@@ -9,8 +9,8 @@ import pytest
 from scipy import ndimage
 from scipy.spatial.distance import directed_hausdorff
 
-from universal_models.metrics import distance_to, hausdorff_distance, mask_boundary
 from tests.losses import reference as R
+from universal_models.metrics import distance_to, hausdorff_distance, mask_boundary
 
 pytestmark = pytest.mark.backend_independent
 

@@ -14,12 +14,11 @@ is most of the suite's time. Adam is trained with on every backend in
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import universal_models as um
-
 from tests.helpers import infer, perturb_weights, threshold_batch, train_steps
 from tests.models.options import SMALL
 

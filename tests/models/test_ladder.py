@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 import universal_models as um
@@ -223,7 +222,7 @@ def _reference_costs(model: LadderNetwork, x: np.ndarray) -> dict[int, float]:
         return (lateral - mean) * (a6 * sigmoid(a7 * vertical + a8) + a9 * vertical + a10) + mean
 
     zs, means, stds, h = [x], [None], [None], x
-    for level, (dense, norm) in enumerate(zip(model.encoder_transforms, model.encoder_norms), start=1):
+    for dense, norm in zip(model.encoder_transforms, model.encoder_norms):
         pre = h @ numpy(dense.kernel)
         mean, std = statistics(pre)
         z = (pre - mean) / std

@@ -8,16 +8,15 @@ TensorFlow five times as long to trace).
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 import universal_models as um
-from universal_models.data import moving_shapes
-from universal_models.layers import ICNR, DepthToSpace
-
 from tests.helpers import infer, perturb_weights, train_steps
 from tests.models.options import RECURRENT
+from universal_models.data import moving_shapes
+from universal_models.layers import ICNR, DepthToSpace
 
 CASES = RECURRENT
 MODELS = list(CASES)

@@ -11,11 +11,11 @@
 
 from .augmentation import PairedAugmentation, SegmentationRandomRotation
 from .folder import SegmentationFolder, list_images
-from .reading import inspect_image, mask_to_foreground, mask_to_labels, read_image, to_float_image
 from .generated import GENERATED_DATASETS, SHAPE_CLASSES, make_moving_shapes, make_particles, make_shapes
 from .mnist import load_mnist, read_idx
 from .moving_mnist import moving_mnist, moving_shapes
 from .pipeline import ArraySource, PatchDataset, TileDataset, tile_starts
+from .reading import inspect_image, mask_to_foreground, mask_to_labels, read_image, to_float_image
 
 __all__ = [
     "ArraySource",

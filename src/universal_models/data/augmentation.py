@@ -59,7 +59,8 @@ class SegmentationRandomRotation(keras.layers.RandomRotation):
         return self._affine(masks, transformation["rotation_matrix"], "nearest")
 
     def _affine(self, images, matrix, interpolation):
-        if self.backend.name == "torch" and _torch_affine_supported(images, self.fill_mode, interpolation, self.data_format):
+        if self.backend.name == "torch" and _torch_affine_supported(
+                images, self.fill_mode, interpolation, self.data_format):
             return _torch_affine_transform(images, matrix, interpolation, self.fill_mode)
         return self.backend.image.affine_transform(
             images=images, transform=matrix, interpolation=interpolation, fill_mode=self.fill_mode,

@@ -32,9 +32,9 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -48,7 +48,6 @@ from .reading import (
     mask_to_foreground,
     mask_to_labels,
     read_file,
-    read_image,
     to_float_image,
 )
 
@@ -408,7 +407,7 @@ class SegmentationFolder:
                                                    mode=self.mask_mode, largest=where)
         return np.pad(counts, (0, max(0, self.n_classes - counts.size)))
 
-    def subset(self, indices: Sequence[int]) -> "SegmentationFolder":
+    def subset(self, indices: Sequence[int]) -> SegmentationFolder:
         """A dataset of the given samples, sharing this one's settings."""
         subset = SegmentationFolder(
             self.root, n_classes=self.n_classes, mask_mode=self.mask_mode, channels=self.channels,
@@ -420,7 +419,7 @@ class SegmentationFolder:
                 setattr(subset, name, getattr(self, name))
         return subset
 
-    def split(self, validation: float | int) -> tuple["SegmentationFolder", "SegmentationFolder"]:
+    def split(self, validation: float | int) -> tuple[SegmentationFolder, SegmentationFolder]:
         """``(train, validation)``: the last samples in natural file order are the validation set.
 
         Args:

@@ -10,8 +10,8 @@ class indices with shape ``(n, height, width)`` (sequences
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -14,7 +14,8 @@ resumed after an interruption sees exactly the batches it would have seen.
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import keras
 import numpy as np
@@ -103,13 +104,13 @@ class ArraySource:
         """Whether the samples have masks."""
         return self.masks is not None
 
-    def subset(self, indices: Sequence[int]) -> "ArraySource":
+    def subset(self, indices: Sequence[int]) -> ArraySource:
         """The given samples."""
         indices = list(indices)
         masks = None if self.masks is None else self.masks[indices]
         return ArraySource(self.images[indices], masks, [self.names[i] for i in indices])
 
-    def split(self, validation: float | int) -> tuple["ArraySource", "ArraySource"]:
+    def split(self, validation: float | int) -> tuple[ArraySource, ArraySource]:
         """``(train, validation)``: the last samples are the validation set (fraction or count)."""
         count = validation_count(len(self), validation)
         cut = len(self) - count

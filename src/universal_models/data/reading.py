@@ -51,9 +51,9 @@ A class count inferred from masks is checked by :func:`infer_class_count`.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -403,7 +403,7 @@ def _check_mode(mode: str) -> None:
 
 def _full_scale(dtype: np.dtype) -> float | None:
     """The value of 'fully on' for a mask type: 1 (1-bit, float), 255 (8-bit), 65535 (16-bit) ..."""
-    if dtype == bool or dtype.kind == "f":
+    if dtype.kind in "bf":  # bool (1-bit) or float
         return 1.0
     if dtype.kind in "ui" and dtype.itemsize <= 2:
         return float(np.iinfo(dtype).max)

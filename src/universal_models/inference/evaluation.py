@@ -7,7 +7,7 @@ accuracy all follow from it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

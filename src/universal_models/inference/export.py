@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+
 from .._validation import check_integer
 
 #: ONNX operator set used by default (supported by onnxruntime >= 1.17).
@@ -120,7 +121,6 @@ def _fixed_size_twin(model, shape: tuple[int, ...]):
     data-dependent shapes it cannot export; the same graph built for fixed
     sizes exports cleanly. Other models are returned unchanged.
     """
-    import keras
 
     if all(size is not None for size in model.input_shape[1:]):
         return model
@@ -154,9 +154,8 @@ def _export_torch(model, sample: np.ndarray, path: Path, opset: int) -> None:
     """
     import warnings
 
-    import torch
-
     import keras
+    import torch
 
     model.eval()
     example = keras.ops.convert_to_tensor(sample)  # on the model's device (a GPU's, where Keras uses one)

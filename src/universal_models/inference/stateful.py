@@ -32,6 +32,7 @@ from typing import Any
 
 import keras
 import numpy as np
+
 from .._validation import check_integer
 
 
@@ -188,7 +189,7 @@ def _fixed_input_shape(model: keras.Model) -> tuple:
 
 
 # -- running a stateful model while carrying its state --------------------------------
-_JAX_STEPS: "weakref.WeakKeyDictionary[keras.Model, Any]" = weakref.WeakKeyDictionary()
+_JAX_STEPS: weakref.WeakKeyDictionary[keras.Model, Any] = weakref.WeakKeyDictionary()
 
 
 def _jax_step(model: keras.Model):

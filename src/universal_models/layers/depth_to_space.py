@@ -20,9 +20,9 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from .._validation import check_integer
 from .initializers import he_normal
 from .normalization import BatchNormalization
-from .._validation import check_integer
 
 
 def _check_block_size(block_size) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 _state = {"enabled": os.environ.get("UNIVERSAL_MODELS_FAST_PATHS", "1").strip().lower() not in ("0", "false", "no")}
 

@@ -21,7 +21,6 @@ import keras
 
 from .fast_paths import fast_paths_enabled
 
-
 _FAST_DTYPES = ("float32", "bfloat16", "float16")
 
 

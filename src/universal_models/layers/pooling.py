@@ -22,8 +22,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .fast_paths import fast_paths_enabled
 from ..runtime.torch.memory_format import memory_format_of, relayout
+from .fast_paths import fast_paths_enabled
 
 
 def _fold_windows(inputs, pool_size):

@@ -9,7 +9,7 @@ next to Keras' names; none of them shadows a Keras name.
 from __future__ import annotations
 
 import importlib
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def register_aliases(kind: str, aliases: Mapping[str, type]) -> None:

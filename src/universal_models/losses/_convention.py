@@ -35,8 +35,9 @@ The rules (also in ``docs/losses.md``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -316,8 +317,9 @@ def _check_labels(values, low: float, high: float, ignore_index: int | None, wha
         return None
     found = np.unique(array[bad])
     listed = ", ".join(f"{value:g}" for value in found[:8]) + (" ..." if found.size > 8 else "")
+    pixels = f"{int(bad.sum())} pixel{'s' if bad.sum() > 1 else ''}"
     raise ValueError(
-        f"y_true holds {'values' if found.size > 1 else 'the value'} {listed} ({int(bad.sum())} pixel{'s' if bad.sum() > 1 else ''}) outside "
+        f"y_true holds {'values' if found.size > 1 else 'the value'} {listed} ({pixels}) outside "
         f"{what}. Fix the labels (0/255 binary masks: divide by 255), give the model more classes, or pass "
         "ignore_index=<label> to leave such pixels out of the loss and the metrics."
     )

@@ -17,7 +17,8 @@ occurs at all the score is 1 (nothing was there and nothing was predicted).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -330,7 +331,8 @@ class PixelAccuracy(ConfusionMetric):
 
     def _scores_and_presence(self, true_positives, false_positives, false_negatives):
         counted = ops.sum(true_positives + false_negatives, axis=-1, keepdims=True)
-        return self.scores(true_positives, false_positives, false_negatives), ops.cast(counted > 0, self._counting_dtype)
+        present = ops.cast(counted > 0, self._counting_dtype)
+        return self.scores(true_positives, false_positives, false_negatives), present
 
     def _combine(self, scores, present):
         return scores[0]

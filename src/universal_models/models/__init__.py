@@ -1,5 +1,7 @@
 """All model families; importing this module registers every model."""
 
-from . import segmentation  # noqa: F401
-from . import recurrent  # noqa: F401
-from . import ladder  # noqa: F401
+from . import (
+    ladder,  # noqa: F401
+    recurrent,  # noqa: F401
+    segmentation,  # noqa: F401
+)

@@ -120,7 +120,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, values: dict) -> "TrainConfig":
+    def from_json(cls, values: dict) -> TrainConfig:
         """Settings from :meth:`to_json` output; unknown keys are an error."""
         known = {item.name for item in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)

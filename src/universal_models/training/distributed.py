@@ -30,7 +30,7 @@ one (``tests/test_distributed.py``).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def _require_jax() -> None:

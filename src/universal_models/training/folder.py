@@ -17,8 +17,8 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 #: what umodels writes in a run folder; ``--overwrite`` removes these and no other file
 RUN_FILES = ("config.json", "last.keras", "best.keras", "log.csv", "metrics.json", "curves.png",
@@ -172,7 +172,7 @@ class RunLock:
         except (OSError, ValueError):
             return {}  # being written, or unreadable: treat as held
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         for _ in range(20):
             if self._create():
                 self.held = True
@@ -215,7 +215,7 @@ class RunLock:
                 self.path.unlink()
             self.held = False
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -6,8 +6,8 @@ on machines without a display and never open windows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

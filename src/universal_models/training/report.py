@@ -5,8 +5,8 @@ from __future__ import annotations
 import collections
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import numpy as np

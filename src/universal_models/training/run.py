@@ -170,7 +170,8 @@ class _RunCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.diverged = f"the training loss became {float(loss)} in epoch {self.state['epoch'] + 1}, batch {batch + 1}"
+            self.diverged = (f"the training loss became {float(loss)} in epoch {self.state['epoch'] + 1}, "
+                             f"batch {batch + 1}")
             self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -305,7 +306,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         OSError: an output folder that cannot be written (``PermissionError``, ``NotADirectoryError``).
 
     Example:
-        >>> result = train(TrainConfig(model="unet_shallow", data="shapes", epochs=3, output="runs/shapes"))  # doctest: +SKIP
+        >>> config = TrainConfig(model="unet_shallow", data="shapes", epochs=3, output="runs/shapes")
+        >>> result = train(config)  # doctest: +SKIP
         >>> result.metrics["mean_iou"]  # doctest: +SKIP
     """
     folder = Path(config.output)

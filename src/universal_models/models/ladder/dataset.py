@@ -7,8 +7,8 @@ import math
 import keras
 import numpy as np
 
-from .loss import UNLABELED
 from ..._validation import check_integer
+from .loss import UNLABELED
 
 
 class SemiSupervisedDataset(keras.utils.PyDataset):

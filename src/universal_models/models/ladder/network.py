@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 from keras import layers, ops
 
+from ..._validation import check_integer, check_integers, is_integer
 from ...layers.initializers import HostVarianceScaling
 from ...layers.ladder import GaussianCombinator, LadderBatchNormalization, batch_statistics
 from ...registry import register_model
 from .loss import LabeledCrossEntropy, labeled_mask
-from ..._validation import check_integer, check_integers, is_integer
 
 ENCODERS = ("conv", "dense")
 VARIANTS = ("full", "gamma", "supervised")
@@ -714,7 +715,8 @@ def build_ladder(input_height: int, input_width: int, input_channels: int, n_cla
 _signature = inspect.signature(build_ladder)
 build_ladder.__signature__ = _signature.replace(parameters=[
     *(p for p in _signature.parameters.values() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD),
-    *(p for p in inspect.signature(LadderNetwork.__init__).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY),
+    *(p for p in inspect.signature(LadderNetwork.__init__).parameters.values()
+      if p.kind is inspect.Parameter.KEYWORD_ONLY),
 ])
 register_model(
     "ladder", "ladder",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from keras import layers
 
-from ...runtime.graph import GraphModel
+from ..._validation import check_integer
 from ...layers.blocks import conv_bn_act
 from ...layers.depth_to_space import subpixel_upsampling
 from ...registry import register_model
-from ..._validation import check_integer
+from ...runtime.graph import GraphModel
 from ._common import conv_lstm, sequence_input, sequence_output
 
 

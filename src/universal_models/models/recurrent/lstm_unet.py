@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from keras import layers
 
-from ...runtime.graph import GraphModel
-from ...registry import register_model
-from ..segmentation.unet import UPSAMPLING_MODES, unet_decoder, unet_encoder
 from ..._validation import check_integer
+from ...registry import register_model
+from ...runtime.graph import GraphModel
+from ..segmentation.unet import UPSAMPLING_MODES, unet_decoder, unet_encoder
 from ._common import conv_lstm, sequence_input, sequence_output
 
 

@@ -6,10 +6,17 @@ from __future__ import annotations
 from keras import initializers, layers
 
 from ..._validation import check_integer
-from ...runtime.graph import GraphModel
-from ...layers.blocks import check_min_size, conv_bn_act, conv_stack, output_activation_layer, padded_input, restore_size
+from ...layers.blocks import (
+    check_min_size,
+    conv_bn_act,
+    conv_stack,
+    output_activation_layer,
+    padded_input,
+    restore_size,
+)
 from ...layers.initializers import BilinearUpsampling, glorot_uniform
 from ...registry import register_model
+from ...runtime.graph import GraphModel
 from .segnet import VGG16_CONVS, _block_filters
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..._validation import check_integer
-from ...runtime.graph import GraphModel
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
 from ...layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from ...registry import register_model
+from ...runtime.graph import GraphModel
 
 #: Convolutions per encoder block in VGG16 (13 convolutions in 5 blocks).
 VGG16_CONVS = (2, 2, 3, 3, 3)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from keras import layers
 
 from ..._validation import check_integer
-from ...runtime.graph import GraphModel
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
 from ...registry import register_model
+from ...runtime.graph import GraphModel
 
 
 @register_model("testnet", "segmentation", "Tiny encoder-decoder: 3 conv blocks down, 3 up, batch norm throughout.")

@@ -56,10 +56,16 @@ from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 from keras.src.backend.torch.core import TORCH_DTYPES
 
 from ...layers.activation import Activation
-from .memory_format import relayout
 from ...layers.normalization import BatchNormalization, _fast_path_applies, torch_batch_norm, torch_inference_affine
-from ...layers.pooling import (MaxPoolingWithArgmax2D, MaxUnpooling2D, _torch_fast_path, torch_max_pool_plane,
-                             torch_max_unpool_plane)
+from ...layers.pooling import (
+    MaxPoolingWithArgmax2D,
+    MaxUnpooling2D,
+    _torch_fast_path,
+    torch_max_pool_plane,
+    torch_max_unpool_plane,
+)
+from .memory_format import relayout
+
 
 def _is_plain_relu(layer) -> bool:
     """A layer whose call is exactly ``relu(inputs)`` (Keras' ``Activation("relu")``, ours, or a plain ``ReLU``)."""
