@@ -285,6 +285,8 @@ def test_demo_recipe_is_the_umodels_train_command_it_prints():
     demo.validate()
     assert demo.model_options["bn_momentum"] == 0.9
     parsed = _train_config(build_parser().parse_args(demo_train_arguments(demo)))
+    assert parsed.patch == demo.patch  # [64, 64] from the command line, 64 in the settings
+    parsed.patch_size = demo.patch_size
     assert parsed.to_json() == demo.to_json()
 
 
