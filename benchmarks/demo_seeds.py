@@ -41,8 +41,8 @@ def shrink_picture(source: str, target: str, width: int, colours: int = 256) -> 
     with Image.open(source) as image:
         image = image.convert("RGB")
         height = round(image.height * width / image.width)
-        small = image.resize((width, height), Image.LANCZOS).quantize(colours, method=Image.Quantize.MEDIANCUT,
-                                                                     dither=Image.Dither.NONE)
+        small = image.resize((width, height), Image.LANCZOS)
+        small = small.quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         small.save(target, optimize=True)
     return os.path.getsize(target)
 
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runner", choices=["plan", "keras"], default="plan")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--pictures", action="store_true",
-                        help="write the first seed's pictures to docs/images/demo_predictions.png, demo_curves.png")
+                        help="write the first seed's pictures to docs/images/demo_predictions.png and "
+                             "demo_curves.png")
     args = parser.parse_args(argv)
     from keras.src.models.functional import Functional
 
@@ -83,8 +84,9 @@ def main(argv: list[str] | None = None) -> None:
                 target = os.path.join(ROOT, "docs", "images", f"demo_{name}")
                 size = shrink_picture(os.path.join(output, name), target, width)
                 print(f"wrote {target} ({size / 1024:.0f} KB)")
-    print(common.markdown_table(["runner", "seed", "mean IoU", "IoU per class (background / circle / rectangle / "
-                                 "triangle)", "training s", "load before / after"], rows))
+    header = ["runner", "seed", "mean IoU", "IoU per class (background / circle / rectangle / triangle)",
+              "training s", "load before / after"]
+    print(common.markdown_table(header, rows))
 
 
 if __name__ == "__main__":

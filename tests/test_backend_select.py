@@ -23,7 +23,8 @@ def _first_installed():
 
 
 #: What Keras writes to a missing keras.json, written out here independently of the library's constant.
-_KERAS_WRITES = {"floatx": "float32", "epsilon": 1e-07, "backend": "tensorflow", "image_data_format": "channels_last"}
+_KERAS_WRITES = {"floatx": "float32", "epsilon": 1e-07, "backend": "tensorflow",
+                 "image_data_format": "channels_last"}
 
 
 def _missing_backends():
@@ -39,7 +40,8 @@ def _environment(tmp_path, backend=None):
 
 
 def _python(code, env):
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     return result
 

@@ -296,6 +296,7 @@ def test_demo_recipe_trains_a_few_steps_with_its_batch_norm_momentum(tmp_path):
 
     settings = {**DEMO_SETTINGS, "n_samples": 12, "val_split": 2, "epochs": 1, "steps_per_epoch": 2}
     result = train(TrainConfig(**settings, output=str(tmp_path / "run")), verbose=0, evaluate=False)
-    momenta = {layer.momentum for layer in result.model.layers if "BatchNormalization" in type(layer).__name__}
+    momenta = {layer.momentum for layer in result.model.layers
+               if "BatchNormalization" in type(layer).__name__}
     assert momenta == {DEMO_SETTINGS["model_options"]["bn_momentum"]}
     assert len(result.history) == 1 and result.history[0]["loss"] > 0

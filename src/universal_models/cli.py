@@ -28,8 +28,8 @@ DEMO_SETTINGS = dict(
     rotation=0.0, brightness=0.05, contrast=0.1, monitor="val_loss", seed=0,
 )
 #: ``--quick`` demo: seconds, for tests and a first look.
-DEMO_QUICK = dict(model_options={"base_filters": 4, "depth": 2, "bn_momentum": 0.9}, n_samples=24, image_size=32,
-                  patch_size=32, batch_size=8, epochs=1, val_split=4)
+DEMO_QUICK = dict(model_options={"base_filters": 4, "depth": 2, "bn_momentum": 0.9}, n_samples=24,
+                  image_size=32, patch_size=32, batch_size=8, epochs=1, val_split=4)
 
 
 class UsageError(Exception):

@@ -22,8 +22,8 @@ def unet_encoder(tensor, base_filters: int, depth: int, batch_norm: bool, bn_mom
     """
     skips = []
     for level in range(depth):
-        tensor = conv_stack(tensor, base_filters * 2**level, 2, name=f"encoder{level + 1}", batch_norm=batch_norm,
-                            bn_momentum=bn_momentum)
+        tensor = conv_stack(tensor, base_filters * 2**level, 2, name=f"encoder{level + 1}",
+                            batch_norm=batch_norm, bn_momentum=bn_momentum)
         skips.append(tensor)
         tensor = layers.MaxPooling2D(2, name=f"encoder{level + 1}_pool")(tensor)
     tensor = conv_stack(tensor, base_filters * 2**depth, 2, name="bottleneck", batch_norm=batch_norm,
@@ -31,7 +31,8 @@ def unet_encoder(tensor, base_filters: int, depth: int, batch_norm: bool, bn_mom
     return tensor, skips
 
 
-def unet_decoder(tensor, skips, base_filters: int, upsampling: str, batch_norm: bool, bn_momentum: float = 0.99):
+def unet_decoder(tensor, skips, base_filters: int, upsampling: str, batch_norm: bool,
+                 bn_momentum: float = 0.99):
     """U-Net expanding path: per level, upsample 2x, concatenate the skip, two convolutions."""
     for level in reversed(range(len(skips))):
         filters = base_filters * 2**level
@@ -69,7 +70,8 @@ def _unet(
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     if upsampling not in UPSAMPLING_MODES:
         raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
-    if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not 0.0 <= bn_momentum < 1.0:
+    number = isinstance(bn_momentum, (int, float)) and not isinstance(bn_momentum, bool)
+    if not number or not 0.0 <= bn_momentum < 1.0:
         raise ValueError(f"bn_momentum must be a number in [0, 1) (Keras' default 0.99), got {bn_momentum!r}")
     factor = 2**depth
     check_min_size(name, input_height, input_width, factor, f"it halves the resolution {depth} times")
