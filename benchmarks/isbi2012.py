@@ -134,8 +134,25 @@ def main(argv=None) -> int:
     # The overlays as JPEG (a tenth of the PNG's size, for the repository); curves as they are.
     with Image.open(args.output / best["loss"] / "predictions.png") as picture:
         picture.convert("RGB").save(images / "isbi2012_predictions.jpg", quality=85)
+    write_small_overlay(images / "isbi2012_predictions.jpg", images / "isbi2012_prediction_small.png")
     shutil.copy(args.output / best["loss"] / "curves.png", images / "isbi2012_curves.png")
     return 0
+
+
+def write_small_overlay(source: Path, target: Path, width: int = 600) -> int:
+    """The first validation slice's row (image, truth, prediction) of the overlays, as a small
+    palette PNG for the README; returns its size in bytes."""
+    from PIL import Image
+
+    with Image.open(source) as picture:
+        picture = picture.convert("RGB")
+        rows = max(1, round(picture.height / (picture.width / 3)))  # three square panels a row
+        first = picture.crop((0, 0, picture.width, picture.height // rows))
+        height = round(first.height * width / first.width)
+        small = first.resize((width, height), Image.LANCZOS).quantize(256, method=Image.Quantize.MEDIANCUT,
+                                                                       dither=Image.Dither.NONE)
+        small.save(target, optimize=True)
+    return target.stat().st_size
 
 
 if __name__ == "__main__":

@@ -273,3 +273,30 @@ def test_train_chooses_the_channels_of_a_mixed_folder(tmp_path, capsys):
 
     assert load_model(run / "best.keras").input_shape[-1] == 3
     assert main(["evaluate", str(run / "best.keras"), "--data", str(tmp_path / "data"), "--tile-size", "32"]) == 0
+
+
+@pytest.mark.backend_independent
+def test_demo_recipe_is_the_umodels_train_command_it_prints():
+    """The demo's settings are reachable through `umodels train` (the command docs/demo.md gives)."""
+    from universal_models.cli import DEMO_SETTINGS, _train_config, build_parser, demo_train_arguments
+    from universal_models.training import TrainConfig, default_loss
+
+    demo = TrainConfig(**DEMO_SETTINGS, loss=default_loss(), output="umodels-demo")
+    demo.validate()
+    assert demo.model_options["bn_momentum"] == 0.9
+    parsed = _train_config(build_parser().parse_args(demo_train_arguments(demo)))
+    assert parsed.patch == demo.patch  # [64, 64] from the command line, 64 in the settings
+    parsed.patch_size = demo.patch_size
+    assert parsed.to_json() == demo.to_json()
+
+
+def test_demo_recipe_trains_a_few_steps_with_its_batch_norm_momentum(tmp_path):
+    from universal_models.cli import DEMO_SETTINGS
+    from universal_models.training import TrainConfig, train
+
+    settings = {**DEMO_SETTINGS, "n_samples": 12, "val_split": 2, "epochs": 1, "steps_per_epoch": 2}
+    result = train(TrainConfig(**settings, output=str(tmp_path / "run")), verbose=0, evaluate=False)
+    momenta = {layer.momentum for layer in result.model.layers
+               if "BatchNormalization" in type(layer).__name__}
+    assert momenta == {DEMO_SETTINGS["model_options"]["bn_momentum"]}
+    assert len(result.history) == 1 and result.history[0]["loss"] > 0

@@ -34,7 +34,9 @@ def backend() -> str:
 
     Chosen at import time: ``KERAS_BACKEND`` if set, else the backend in
     ``keras.json`` if that backend is installed, else the first installed of
-    torch, jax, tensorflow.
+    torch, jax, tensorflow. A ``keras.json`` exactly as Keras writes it on its
+    first import (``"tensorflow"`` and Keras' defaults) is not taken for a
+    choice; a missing backend named in an edited one gives a warning.
     """
     return keras.config.backend()
 

@@ -7,11 +7,22 @@ backend) that fallback fails, so :mod:`universal_models` settles the question
 before it imports Keras:
 
 1. ``KERAS_BACKEND`` is set: it is respected as it is.
-2. A ``keras.json`` names a backend whose package is installed: it is respected.
+2. A ``keras.json`` that the user made or edited names a backend whose package
+   is installed: it is respected. A backend named there that is not installed
+   gives a warning, and the fallback of rule 3.
 3. Otherwise the first installed of ``torch``, ``jax``, ``tensorflow`` is used,
    and written to ``keras.json`` when that file does not exist yet (Keras itself
    would otherwise write ``"tensorflow"`` there on its first import, which would
    make the next import choose differently).
+
+A ``keras.json`` whose content is exactly what Keras writes on its first import
+when the file is missing (:data:`KERAS_DEFAULT_CONFIG`: ``"tensorflow"`` and
+Keras' default float type, epsilon and image layout) is not a choice: Keras
+writes it even when ``KERAS_BACKEND`` names another backend, so a machine where
+some program imported Keras first has it without its user ever choosing. Such a
+file counts as no file (rule 3, no warning), and is left as it is. A user who
+wants TensorFlow with that file sets ``KERAS_BACKEND=tensorflow``, or changes
+any other entry of the file.
 
 Nothing here imports Keras or any backend package; it only asks the import
 system whether they are installed.
@@ -48,12 +59,40 @@ def keras_config_path() -> str:
     return os.path.expanduser(os.path.join(keras_dir, "keras.json"))
 
 
-def _configured_backend(path: str) -> str | None:
+#: What Keras (3.10 to 3.15 at least) writes to a missing ``keras.json`` on its first import:
+#: ``keras/src/backend/config.py`` dumps these four entries, with the backend default
+#: ``"tensorflow"`` taken before ``KERAS_BACKEND`` is applied. ``tests/test_backend_select.py``
+#: checks this against the installed Keras.
+KERAS_DEFAULT_CONFIG = {
+    "floatx": "float32",
+    "epsilon": 1e-07,
+    "backend": "tensorflow",
+    "image_data_format": "channels_last",
+}
+
+
+def _read_config(path: str) -> dict | None:
+    """The JSON object in ``path``, or ``None`` when it is missing or not a JSON object."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle).get("backend")
-    except (OSError, ValueError, AttributeError):
+            config = json.load(handle)
+    except (OSError, ValueError):
         return None
+    return config if isinstance(config, dict) else None
+
+
+def is_keras_default_config(config: dict) -> bool:
+    """Whether ``config`` is exactly the file Keras writes itself (no user choice in it)."""
+    return config == KERAS_DEFAULT_CONFIG
+
+
+def _configured_backend(path: str) -> str | None:
+    """The backend the user chose in ``keras.json``; ``None`` without a file or a choice in it."""
+    config = _read_config(path)
+    if config is None or is_keras_default_config(config):
+        return None
+    backend = config.get("backend")
+    return backend if isinstance(backend, str) and backend else None
 
 
 def _write_default_config(path: str, backend: str) -> None:
@@ -107,7 +146,7 @@ def select_backend() -> str:
             "that file to choose another.",
             stacklevel=3,
         )
-    else:
+    elif not os.path.exists(path):
         _write_default_config(path, candidate)
     os.environ["KERAS_BACKEND"] = candidate
     return candidate

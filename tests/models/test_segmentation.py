@@ -82,3 +82,35 @@ class TestFCN8(ModelTest):
 def test_paper_sized_defaults(name, paper_params):
     model, _, _ = um.get_model(name, 64, 64, 3, 2)
     assert abs(model.count_params() - paper_params) / paper_params < 0.01, model.count_params()
+
+
+@pytest.mark.parametrize("name", ["unet", "unet_shallow"])
+def test_unet_bn_momentum_sets_every_batch_norm_and_their_moving_update(name):
+    import numpy as np
+
+    from tests.helpers import to_backend, to_numpy
+
+    assert um.model_options(name)["bn_momentum"] == 0.99  # Keras' default stays the default
+    fast, _, _ = um.get_model(name, 16, 16, 1, 2, base_filters=4, depth=2, bn_momentum=0.5)
+    slow, _, _ = um.get_model(name, 16, 16, 1, 2, base_filters=4, depth=2)
+    slow.set_weights(fast.get_weights())
+    norms = {model: [layer for layer in model.layers if "BatchNormalization" in type(layer).__name__]
+             for model in (fast, slow)}
+    assert norms[fast] and {layer.momentum for layer in norms[fast]} == {0.5}
+    assert {layer.momentum for layer in norms[slow]} == {0.99}
+    images = to_backend(np.random.default_rng(0).random((2, 16, 16, 1)).astype("float32") + 3.0)
+    before = to_numpy(norms[fast][0].moving_mean).copy()
+    fast(images, training=True)
+    slow(images, training=True)
+    # moving = moving * m + batch * (1 - m): the step with m = 0.5 is 50 times the step with 0.99
+    step_fast = to_numpy(norms[fast][0].moving_mean) - before
+    step_slow = to_numpy(norms[slow][0].moving_mean) - before
+    assert np.max(np.abs(step_slow)) > 0
+    np.testing.assert_allclose(step_fast, 50 * step_slow, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("bad", [1.0, -0.1, "0.9", True])
+def test_unet_bad_bn_momentum_is_refused_with_the_range(bad):
+    with pytest.raises(ValueError, match=r"bn_momentum must be a number in \[0, 1\)"):
+        um.get_model("unet", 16, 16, 1, 2, base_filters=4, depth=2, bn_momentum=bad)

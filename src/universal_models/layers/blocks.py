@@ -31,10 +31,12 @@ def conv_bn_act(
     batch_norm: bool = True,
     activation: str | None = "relu",
     kernel_initializer: Any = None,
+    bn_momentum: float = 0.99,
 ):
     """Conv2D (no bias when batch norm follows) -> BatchNorm -> activation.
 
-    ``kernel_initializer=None`` is He-normal (:func:`~universal_models.layers.initializers.he_normal`).
+    ``kernel_initializer=None`` is He-normal (:func:`~universal_models.layers.initializers.he_normal`);
+    ``bn_momentum`` is the batch norm's ``momentum`` (Keras' default 0.99).
     """
     tensor = layers.Conv2D(
         filters,
@@ -46,7 +48,7 @@ def conv_bn_act(
         name=f"{name}_conv",
     )(tensor)
     if batch_norm:
-        tensor = BatchNormalization(name=f"{name}_bn")(tensor)
+        tensor = BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(tensor)
     if activation is not None:
         tensor = layers.Activation(activation, name=f"{name}_{activation}")(tensor)
     return tensor

@@ -13,7 +13,7 @@ from ...registry import register_model
 UPSAMPLING_MODES = ("transpose", "bilinear")
 
 
-def unet_encoder(tensor, base_filters: int, depth: int, batch_norm: bool):
+def unet_encoder(tensor, base_filters: int, depth: int, batch_norm: bool, bn_momentum: float = 0.99):
     """U-Net contracting path and bottleneck.
 
     ``depth`` levels of two 3x3 convolutions and a 2x2 max pooling, filters
@@ -22,14 +22,17 @@ def unet_encoder(tensor, base_filters: int, depth: int, batch_norm: bool):
     """
     skips = []
     for level in range(depth):
-        tensor = conv_stack(tensor, base_filters * 2**level, 2, name=f"encoder{level + 1}", batch_norm=batch_norm)
+        tensor = conv_stack(tensor, base_filters * 2**level, 2, name=f"encoder{level + 1}",
+                            batch_norm=batch_norm, bn_momentum=bn_momentum)
         skips.append(tensor)
         tensor = layers.MaxPooling2D(2, name=f"encoder{level + 1}_pool")(tensor)
-    tensor = conv_stack(tensor, base_filters * 2**depth, 2, name="bottleneck", batch_norm=batch_norm)
+    tensor = conv_stack(tensor, base_filters * 2**depth, 2, name="bottleneck", batch_norm=batch_norm,
+                        bn_momentum=bn_momentum)
     return tensor, skips
 
 
-def unet_decoder(tensor, skips, base_filters: int, upsampling: str, batch_norm: bool):
+def unet_decoder(tensor, skips, base_filters: int, upsampling: str, batch_norm: bool,
+                 bn_momentum: float = 0.99):
     """U-Net expanding path: per level, upsample 2x, concatenate the skip, two convolutions."""
     for level in reversed(range(len(skips))):
         filters = base_filters * 2**level
@@ -42,7 +45,7 @@ def unet_decoder(tensor, skips, base_filters: int, upsampling: str, batch_norm: 
             tensor = layers.UpSampling2D(2, interpolation="bilinear", name=f"{prefix}_upsample")(tensor)
             tensor = layers.Conv2D(filters, 1, kernel_initializer=glorot_uniform(), name=f"{prefix}_reduce")(tensor)
         tensor = layers.Concatenate(name=f"{prefix}_concat")([skips[level], tensor])
-        tensor = conv_stack(tensor, filters, 2, name=prefix, batch_norm=batch_norm)
+        tensor = conv_stack(tensor, filters, 2, name=prefix, batch_norm=batch_norm, bn_momentum=bn_momentum)
     return tensor
 
 
@@ -57,6 +60,7 @@ def _unet(
     depth: int,
     dropout: float,
     batch_norm: bool,
+    bn_momentum: float,
     upsampling: str,
     output_activation,
 ):
@@ -66,15 +70,18 @@ def _unet(
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     if upsampling not in UPSAMPLING_MODES:
         raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
+    number = isinstance(bn_momentum, (int, float)) and not isinstance(bn_momentum, bool)
+    if not number or not 0.0 <= bn_momentum < 1.0:
+        raise ValueError(f"bn_momentum must be a number in [0, 1) (Keras' default 0.99), got {bn_momentum!r}")
     factor = 2**depth
     check_min_size(name, input_height, input_width, factor, f"it halves the resolution {depth} times")
 
     inputs, tensor, needs_crop = padded_input(input_height, input_width, input_channels, factor, model_name=name)
-    tensor, skips = unet_encoder(tensor, base_filters, depth, batch_norm)
+    tensor, skips = unet_encoder(tensor, base_filters, depth, batch_norm, bn_momentum)
     if dropout > 0:
         # The paper's dropout sits at the end of the contracting path.
         tensor = layers.Dropout(dropout, name="bottleneck_dropout")(tensor)
-    tensor = unet_decoder(tensor, skips, base_filters, upsampling, batch_norm)
+    tensor = unet_decoder(tensor, skips, base_filters, upsampling, batch_norm, bn_momentum)
     outputs = restore_size(classifier_head(tensor, n_classes, output_activation), inputs, needs_crop)
     return GraphModel(inputs, outputs, name=name), input_height, input_width
 
@@ -90,6 +97,7 @@ def build_unet(
     depth: int = 4,
     dropout: float = 0.0,
     batch_norm: bool = True,
+    bn_momentum: float = 0.99,
     upsampling: str = "transpose",
     output_activation: str | None = "auto",
 ):
@@ -116,6 +124,11 @@ def build_unet(
         dropout: dropout rate at the end of the contracting path (the paper
             used dropout there; 0 disables it).
         batch_norm: batch normalisation after every convolution.
+        bn_momentum: momentum of the batch norms' moving mean and variance
+            (``moving = moving * momentum + batch * (1 - momentum)``; Keras'
+            default 0.99). Lower values (0.9) let the statistics used for
+            validation and prediction follow the weights in short runs of a
+            few hundred steps.
         upsampling: ``"transpose"`` (the paper's learnt 2x2 up-convolution) or
             ``"bilinear"`` (fixed bilinear upsampling followed by a 1x1
             convolution, free of checkerboard patterns).
@@ -131,7 +144,7 @@ def build_unet(
     return _unet(
         "unet", input_height, input_width, input_channels, n_classes,
         base_filters=base_filters, depth=depth, dropout=dropout, batch_norm=batch_norm,
-        upsampling=upsampling, output_activation=output_activation,
+        bn_momentum=bn_momentum, upsampling=upsampling, output_activation=output_activation,
     )
 
 
@@ -146,6 +159,7 @@ def build_unet_shallow(
     depth: int = 3,
     dropout: float = 0.0,
     batch_norm: bool = True,
+    bn_momentum: float = 0.99,
     upsampling: str = "transpose",
     output_activation: str | None = "auto",
 ):
@@ -161,5 +175,5 @@ def build_unet_shallow(
     return _unet(
         "unet_shallow", input_height, input_width, input_channels, n_classes,
         base_filters=base_filters, depth=depth, dropout=dropout, batch_norm=batch_norm,
-        upsampling=upsampling, output_activation=output_activation,
+        bn_momentum=bn_momentum, upsampling=upsampling, output_activation=output_activation,
     )
