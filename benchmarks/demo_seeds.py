@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     from keras.src.models.functional import Functional
 
     from universal_models.cli import main as umodels
-    from universal_models.graph import GraphModel
+    from universal_models.runtime.graph import GraphModel
 
     if args.runner == "keras":
         GraphModel.call = lambda self, inputs, training=None, mask=None, **kwargs: Functional.call(

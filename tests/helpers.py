@@ -128,6 +128,6 @@ def onnx_export_available() -> bool:
         return False
     if not all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime")):
         return False
-    from universal_models.export import ONNX_MIN_TORCH, _torch_release
+    from universal_models.inference.export import ONNX_MIN_TORCH, _torch_release
 
     return _torch_release() >= ONNX_MIN_TORCH

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.backend_independent
 # block with mmap and unmaps it on free; with the settings it stays in the heap for reuse.
 _SCRIPT = """
 import numpy as np
-from universal_models.allocator import keep_freed_memory
+from universal_models.runtime.allocator import keep_freed_memory
 
 def resident_mib():
     with open("/proc/self/status") as status:

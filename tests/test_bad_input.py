@@ -19,8 +19,8 @@ from PIL import Image
 import universal_models as um
 from universal_models.data.folder import SegmentationFolder, read_image, to_float_image
 from universal_models.data.pipeline import ArraySource, PatchDataset
+from universal_models.inference.stateful import predict_stream
 from universal_models.losses import DiceLoss
-from universal_models.stateful import predict_stream
 
 from .data.folders import write_folder
 from .helpers import assert_clear_error

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -16,10 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from universal_models.cli import _train_config, build_parser, main
-
 from tests.data.folders import write_folder
 from tests.helpers import onnx_export_available
+from universal_models.cli import _train_config, build_parser, main
 
 TRAIN = ["train", "--model", "testnet", "--option", "base_filters=4", "--patch-size", "32", "--batch-size", "4",
          "--steps-per-epoch", "2", "--verbose", "0", "--loss", "sparse_categorical_crossentropy"]
@@ -109,8 +107,8 @@ def test_export_keras_drops_the_optimizer(tmp_path, trained_run, capsys):
     np.testing.assert_allclose(exported.predict(images, verbose=0), original.predict(images, verbose=0), atol=1e-6)
 
 
-@pytest.mark.skipif(not onnx_export_available(), reason="ONNX export runs offline on torch >= 2.6 with onnx, onnxscript and "
-                                           "onnxruntime")
+@pytest.mark.skipif(not onnx_export_available(),
+                    reason="ONNX export runs offline on torch >= 2.6 with onnx, onnxscript and onnxruntime")
 def test_export_onnx_and_predict_with_onnxruntime(tmp_path, trained_run, data_folder, capsys):
     path = tmp_path / "model.onnx"
     assert main(["export", str(trained_run), "--format", "onnx", "--output", str(path), "--input-size", "32",

@@ -1,6 +1,6 @@
 """Data-parallel training on two (emulated) JAX devices gives the losses of one device.
 
-`umodels train --distributed` goes through `universal_models.distributed.data_parallel`
+`umodels train --distributed` goes through `universal_models.training.distributed.data_parallel`
 (Keras' `keras.distribution.DataParallel`); same global batches and batch-norm statistics over
 the whole batch, so only the order of float32 sums differs between one device and two.
 """
@@ -21,7 +21,7 @@ from tests.helpers import with_python_path
 jax_only = pytest.mark.skipif(keras.config.backend() != "jax", reason="keras.distribution is used on JAX")
 
 def test_data_parallel_checks_backend_and_batch_size():
-    from universal_models.distributed import data_parallel
+    from universal_models.training.distributed import data_parallel
 
     if keras.config.backend() != "jax":
         with pytest.raises(ValueError, match="KERAS_BACKEND=jax"):

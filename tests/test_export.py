@@ -8,7 +8,7 @@ import pytest
 
 import universal_models as um
 from tests.helpers import onnx_export_available, threshold_batch
-from universal_models.export import OnnxPredictor, export_onnx
+from universal_models.inference.export import OnnxPredictor, export_onnx
 
 can_export = onnx_export_available()
 
@@ -52,7 +52,7 @@ def test_predictor_reports_a_missing_file(tmp_path):
 
 @pytest.mark.skipif(keras.config.backend() != "torch", reason="the torch exporter's release check")
 def test_export_on_a_torch_too_old_for_it_says_which_release_it_needs(tmp_path, monkeypatch):
-    from universal_models import export
+    from universal_models.inference import export
 
     monkeypatch.setattr(export, "ONNX_MIN_TORCH", (99, 0))
     model, _, _ = um.get_model("testnet", 32, 32, 1, 2, base_filters=4)

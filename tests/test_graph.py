@@ -1,7 +1,7 @@
 """GraphModel: the library's functional models and their eager runner on PyTorch.
 
-On the torch backend a :class:`~universal_models.graph.GraphModel` runs its
-graph through a plan (``universal_models._torch_graph``) instead of Keras'
+On the torch backend a :class:`~universal_models.runtime.graph.GraphModel` runs its
+graph through a plan (``universal_models.runtime.torch.plan``) instead of Keras'
 functional runner. These tests hold the plan to Keras' runner on the same
 model and weights: outputs, gradients and batch-norm moving statistics in
 training, outputs and gradients in inference, and outputs in gradient-free
@@ -23,9 +23,9 @@ import pytest
 import universal_models as um
 from tests.helpers import infer, perturb_weights, to_backend, to_numpy
 from tests.models.options import SMALL
-from universal_models.graph import GraphModel
 from universal_models.layers.blocks import conv_bn_act
 from universal_models.layers.normalization import BatchNormalization
+from universal_models.runtime.graph import GraphModel
 
 torch_only = pytest.mark.skipif(keras.config.backend() != "torch", reason="the plan runs on the torch backend only")
 
@@ -135,7 +135,7 @@ def test_plan_matches_keras_runner_under_mixed_precision(name, policy):
     perturb_weights(reference)
     model = _build_mixed(name, policy)
     model.set_weights(reference.get_weights())
-    from universal_models._torch_graph import GraphPlan
+    from universal_models.runtime.torch.plan import GraphPlan
 
     kinds = {step.kind for step in GraphPlan(model).steps}
     assert {"conv", "batch_norm"} <= kinds, kinds  # the plan's own paths, not Keras' __call__
@@ -184,7 +184,7 @@ def test_jit_compile_on_torch_trains_eagerly_with_the_same_numbers():
 
 @torch_only
 def test_plan_fuses_every_conv_bn_relu_block():
-    from universal_models._torch_graph import GraphPlan
+    from universal_models.runtime.torch.plan import GraphPlan
 
     model, _ = _build("unet")
     plan = GraphPlan(model)
@@ -265,7 +265,7 @@ def test_training_moves_kernels_to_channels_last_and_matches_keras(tmp_path):
 def test_batch_norm_with_two_consumers_is_not_fused():
     import torch
 
-    from universal_models._torch_graph import GraphPlan
+    from universal_models.runtime.torch.plan import GraphPlan
 
     model = _shared_norm_model()
     plan = GraphPlan(model)
@@ -293,7 +293,7 @@ def test_batch_norm_with_two_consumers_is_not_fused():
     {"kernel_size": 1},
 ])
 def test_direct_convolution_matches_keras(options):
-    from universal_models._torch_graph import GraphPlan
+    from universal_models.runtime.torch.plan import GraphPlan
 
     options = {"kernel_size": 3, **options}
     inputs = keras.Input((10, 9, 4))
@@ -361,7 +361,7 @@ def test_intermediates_are_released_after_their_last_use():
 def test_plan_steps_aside_where_keras_must_run():
     """Masks and stateless calls go through Keras' code, with Keras' results."""
 
-    from universal_models._torch_graph import GraphPlan
+    from universal_models.runtime.torch.plan import GraphPlan
 
     model, images = _build("unet")
     tensor = to_backend(images)
@@ -380,7 +380,7 @@ def test_plan_steps_aside_where_keras_must_run():
 def test_layer_with_regulariser_is_called_by_keras():
     """A ReLU with an activity regulariser is not folded into the batch norm before it: Keras'
     ``__call__`` records its loss."""
-    from universal_models._torch_graph import GraphPlan
+    from universal_models.runtime.torch.plan import GraphPlan
 
     inputs = keras.Input((8, 8, 3))
     tensor = BatchNormalization(name="bn")(keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs))

@@ -5,7 +5,7 @@ with. From Keras 3.14 on, the torch backend computes that loss as ``nll_loss`` o
 class axis moved to the front; for a ``(batch, height, width, classes)`` output PyTorch's
 ``nll_loss2d`` backward then fails (``grad_input must be contiguous``, PyTorch issue 175084).
 :meth:`universal_models.GraphModel.compute_loss` hands such outputs to the loss stored class-major
-(``universal_models._torch_graph.outputs_for_loss``). The first test trains through Keras' loss on
+(``universal_models.runtime.torch.plan.outputs_for_loss``). The first test trains through Keras' loss on
 whatever Keras is installed (CI runs the newest release, where it fails without that workaround); the
 torch tests below reproduce the failing call itself, so they also check the mechanism on releases
 that compute the loss another way.
@@ -71,7 +71,7 @@ def _torch_bug_present() -> bool:
 def test_class_major_outputs_run_the_failing_call_with_the_same_gradients():
     import torch
 
-    from universal_models._torch_graph import class_major
+    from universal_models.runtime.torch.plan import class_major
 
     images, labels = threshold_batch(2, 32, 32, 1, 3)
     model = _unet()
@@ -100,7 +100,7 @@ def test_class_major_outputs_run_the_failing_call_with_the_same_gradients():
 def test_outputs_reach_the_loss_class_major_only_where_keras_needs_it(monkeypatch):
     import torch
 
-    from universal_models import _torch_graph
+    from universal_models.runtime.torch import plan as _torch_graph
 
     keras_version = tuple(int(part) for part in keras.__version__.split(".")[:2])
     assert _torch_graph._sparse_ce_backward_fails("cpu") == (keras_version >= (3, 14) and _torch_bug_present())

@@ -459,7 +459,7 @@ def recurrent_model(tmp_path_factory) -> Path:
 def test_export_of_a_recurrent_model_asks_for_frames_and_uses_them(
     tmp_path, capsys, monkeypatch, recurrent_model
 ):
-    from universal_models import export
+    from universal_models.inference import export
 
     assert (
         main(["export", str(recurrent_model), "--format", "onnx", "--output", str(tmp_path / "m.onnx")]) == 2

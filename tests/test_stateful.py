@@ -16,7 +16,7 @@ import pytest
 import universal_models as um
 from tests.helpers import perturb_weights
 from tests.models.test_recurrent import CASES, MODELS
-from universal_models.stateful import is_stateful, recurrent_layers
+from universal_models.inference.stateful import is_stateful, recurrent_layers
 
 
 def _model(name, n_classes=2, **options):

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from tests.helpers import to_numpy
-from universal_models.evaluation import confusion_matrix, scores_from_confusion
 from universal_models.inference import (
     blend_window,
     keras_predictor,
@@ -19,6 +18,7 @@ from universal_models.inference import (
     predict_images,
     predict_tiled,
 )
+from universal_models.inference.evaluation import confusion_matrix, scores_from_confusion
 from universal_models.training import (
     STATE_MEMBER,
     TrainConfig,

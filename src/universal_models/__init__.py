@@ -20,8 +20,9 @@ import keras  # noqa: E402  (must follow the backend choice)
 from .runtime.graph import GraphModel  # noqa: E402
 from .registry import ModelInfo, get_model, list_models, model_options, register_model  # noqa: E402
 from .inference.stateful import predict_stream, reset_states, rollout, to_stateful  # noqa: E402
-from . import losses, metrics  # noqa: E402  (registers every loss and metric, and their string names)
-from . import layers, models  # noqa: E402,F401  (registers every layer and model: saved models load after this import)
+# registers every loss, metric, layer and model (and the string names of losses and metrics): saved models
+# load after this import
+from . import layers, losses, metrics, models  # noqa: E402,F401
 from .inference.loading import load_model  # noqa: E402
 from .runtime.allocator import keep_freed_memory  # noqa: E402
 from .training.preparation import prepare_training  # noqa: E402

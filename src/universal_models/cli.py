@@ -13,10 +13,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from .allocator import keep_freed_memory
+from .runtime.allocator import keep_freed_memory
 
 #: Demo settings: a U-Net on generated shapes, sized for about two minutes on 2 CPU cores. Batch-norm
 #: momentum 0.9 (not Keras' 0.99) so the moving statistics follow the weights in a run of 900 steps;
@@ -291,7 +291,7 @@ def _resolve_model_path(path: str) -> tuple[Path, Path | None]:
 
 
 def _load_keras_model(path: Path):
-    from .saving import load_model
+    from .inference.loading import load_model
 
     if path.suffix != ".keras":
         raise UsageError(f"{path} is not a .keras file; give a model saved by `umodels train` or `export`.")
@@ -588,7 +588,7 @@ def _prediction_inputs(inputs: Sequence[str]) -> list[Path]:
 
 
 def _onnx_predictor(path: Path):
-    from .export import OnnxPredictor
+    from .inference.export import OnnxPredictor
 
     try:
         predictor = OnnxPredictor(path)
@@ -675,8 +675,8 @@ def _command_predict(args) -> int:
 
 
 def _command_export(args) -> int:
-    from .export import DEFAULT_OPSET, export_onnx
     from .inference import fixed_input_size
+    from .inference.export import DEFAULT_OPSET, export_onnx
 
     output = Path(args.output)
     _check_output_file(output)
@@ -754,7 +754,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         args.given = given_options(argv)  # what --resume compares with the run's settings
-    keep_freed_memory()  # large activations reuse the process's memory (see universal_models.allocator)
+    keep_freed_memory()  # large activations reuse the process's memory (see universal_models.runtime.allocator)
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt as interrupt:

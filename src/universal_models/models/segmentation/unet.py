@@ -5,10 +5,10 @@ from __future__ import annotations
 from keras import layers
 
 from ..._validation import check_integer
-from ...runtime.graph import GraphModel
-from ...layers.initializers import glorot_uniform
 from ...layers.blocks import check_min_size, classifier_head, conv_stack, padded_input, restore_size
+from ...layers.initializers import glorot_uniform
 from ...registry import register_model
+from ...runtime.graph import GraphModel
 
 UPSAMPLING_MODES = ("transpose", "bilinear")
 
