@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 import universal_models as um
-from universal_models.data.folder import SegmentationFolder, read_image, to_float_image
+from universal_models.data.folder import SegmentationFolder
 from universal_models.data.pipeline import ArraySource, PatchDataset
+from universal_models.data.reading import read_image, to_float_image
 from universal_models.inference.stateful import predict_stream
 from universal_models.losses import DiceLoss
 

@@ -604,7 +604,7 @@ def _command_predict(args) -> int:
     import numpy as np
     from PIL import Image
 
-    from .data.folder import read_image, to_float_image
+    from .data.reading import read_image, to_float_image
     from .inference import fixed_input_size, keras_predictor, labels_from_probabilities, predict_images
     from .training.folder import atomic_write, check_writable_folder
 

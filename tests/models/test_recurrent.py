@@ -117,7 +117,7 @@ def test_invalid_options_are_refused(name):
         build(name, height=None, width=None)
     with pytest.raises(ValueError, match="timesteps must be a positive integer"):
         build(name, timesteps=0)
-    with pytest.raises(ValueError, match="stateful must be True or False"):
+    with pytest.raises(ValueError, match="option .stateful. of model .* must be true or false"):
         build(name, stateful="yes")
     with pytest.raises(ValueError, match="Unknown option"):
         build(name, not_an_option=1)
