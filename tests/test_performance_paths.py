@@ -18,7 +18,7 @@ import pytest
 
 import universal_models as um
 from tests.helpers import threshold_batch, to_backend, to_numpy
-from universal_models.layers.activation import Activation, _fast_softmax_applies
+from universal_models.layers.activation import Activation, fast_softmax_applies
 from universal_models.layers.fast_paths import fast_paths_enabled, use_fast_paths
 from universal_models.layers.normalization import BatchNormalization
 from universal_models.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
@@ -129,13 +129,13 @@ def test_fast_softmax_only_for_few_classes_on_torch(classes, expected):
     images = keras.ops.zeros((1, 4, 4, classes))
     on_torch = keras.config.backend() == "torch"
     with _no_gradients():
-        assert _fast_softmax_applies(Activation("softmax"), images) is (expected and on_torch)
-        assert not _fast_softmax_applies(Activation("sigmoid"), images)
-        assert not _fast_softmax_applies(Activation("softmax"), keras.ops.zeros((4, classes)))
+        assert fast_softmax_applies(Activation("softmax"), images) is (expected and on_torch)
+        assert not fast_softmax_applies(Activation("sigmoid"), images)
+        assert not fast_softmax_applies(Activation("softmax"), keras.ops.zeros((4, classes)))
         with use_fast_paths(False):
-            assert not _fast_softmax_applies(Activation("softmax"), images)
+            assert not fast_softmax_applies(Activation("softmax"), images)
     # with gradients recorded (training) Keras' own softmax runs, so training is unchanged
-    assert not _fast_softmax_applies(Activation("softmax"), images)
+    assert not fast_softmax_applies(Activation("softmax"), images)
 
 
 @pytest.mark.backend_independent  # serialisation: the layer's fast path is exercised above

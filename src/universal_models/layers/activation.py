@@ -24,7 +24,7 @@ from .fast_paths import fast_paths_enabled
 MAX_FAST_SOFTMAX_CLASSES = 7
 
 
-def _fast_softmax_applies(layer: keras.layers.Activation, inputs) -> bool:
+def fast_softmax_applies(layer: keras.layers.Activation, inputs) -> bool:
     if keras.config.backend() != "torch" or not fast_paths_enabled():
         return False
     if layer.activation is not keras.activations.softmax:
@@ -32,11 +32,11 @@ def _fast_softmax_applies(layer: keras.layers.Activation, inputs) -> bool:
     rank = len(inputs.shape)
     if not (rank >= 3 and 2 <= inputs.shape[-1] <= MAX_FAST_SOFTMAX_CLASSES):
         return False
-    import torch
+    from ..runtime.torch import kernels
 
     # Inference only: training keeps Keras' kernel, so training runs are bit-identical to Keras' layer
     # (the training gain was within noise; see benchmarks/README.md, "The output softmax").
-    return not torch.is_grad_enabled()
+    return not kernels.gradients_recorded()
 
 
 @keras.saving.register_keras_serializable(package="universal_models")
@@ -63,8 +63,8 @@ class Activation(keras.layers.Activation):
     """
 
     def call(self, inputs):
-        if not _fast_softmax_applies(self, inputs):
+        if not fast_softmax_applies(self, inputs):
             return super().call(inputs)
-        import torch
+        from ..runtime.torch import kernels
 
-        return torch.softmax(inputs.movedim(-1, 1), dim=1).movedim(1, -1)
+        return kernels.softmax_over_channels(inputs)

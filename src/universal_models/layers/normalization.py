@@ -24,7 +24,7 @@ from .fast_paths import fast_paths_enabled
 _FAST_DTYPES = ("float32", "bfloat16", "float16")
 
 
-def _fast_path_applies(layer: keras.layers.BatchNormalization, inputs, mask) -> bool:
+def fast_path_applies(layer: keras.layers.BatchNormalization, inputs, mask) -> bool:
     if keras.config.backend() != "torch" or mask is not None or layer.synchronized or not fast_paths_enabled():
         return False
     rank = len(inputs.shape)
@@ -64,66 +64,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
     """
 
     def call(self, inputs, training=None, mask=None):
-        if not _fast_path_applies(self, inputs, mask):
+        if not fast_path_applies(self, inputs, mask):
             return super().call(inputs, training=training, mask=mask)
-        return torch_batch_norm(self, inputs, training)
+        from ..runtime.torch import kernels
 
-
-def torch_inference_affine(layer: keras.layers.BatchNormalization):
-    """``(scale, shift)`` per channel of a batch norm in inference: ``y = x * scale + shift`` (torch)."""
-    import torch
-
-    scale = torch.rsqrt(layer.moving_variance.value + layer.epsilon)
-    if layer.scale:
-        scale = scale * layer.gamma.value
-    shift = -layer.moving_mean.value * scale
-    if layer.center:
-        shift = shift + layer.beta.value
-    return scale, shift
-
-
-def torch_batch_norm(layer: keras.layers.BatchNormalization, inputs, training, relu: bool = False):
-    """The torch fast path of :class:`BatchNormalization` (inputs for which ``_fast_path_applies``).
-
-    ``relu=True`` also applies a ReLU, in place on the normalised tensor (no
-    second output buffer): :class:`universal_models.runtime.graph.GraphModel` asks for it
-    when the layer's only consumer is a ReLU. The batch-norm backward pass does
-    not read its output, so the in-place ReLU leaves gradients unchanged.
-    """
-    import torch
-    import torch.nn.functional as functional
-
-    if not (training and layer.trainable):
-        # Inference is an affine map per channel: one multiply-add pass over the
-        # channels-last tensor, about twice as fast there as batch_norm's kernel
-        # (in float32, as Keras computes it, then in the inputs' dtype).
-        scale, shift = torch_inference_affine(layer)
-        outputs = torch.addcmul(shift, inputs, scale)
-        if outputs.dtype != inputs.dtype:
-            outputs = outputs.to(inputs.dtype)
-        return outputs.relu_() if relu else outputs
-    rank = inputs.ndim
-    to_channels_first = (0, rank - 1) + tuple(range(1, rank - 1))
-    to_channels_last = (0,) + tuple(range(2, rank)) + (1,)
-    tensor = inputs.permute(to_channels_first)  # a view: NHWC memory read as channels-last NCHW
-    gamma = layer.gamma.value if layer.scale else None
-    beta = layer.beta.value if layer.center else None
-    # momentum=1 makes the "running" buffers receive this batch's mean
-    # and unbiased variance; Keras' update uses the biased variance.
-    channels = inputs.shape[-1]
-    statistics = layer.moving_mean.value  # float32 also for half-precision inputs
-    batch_mean = torch.zeros(channels, dtype=statistics.dtype, device=statistics.device)
-    batch_variance = torch.zeros(channels, dtype=statistics.dtype, device=statistics.device)
-    outputs = functional.batch_norm(tensor, batch_mean, batch_variance, gamma, beta, True, 1.0, layer.epsilon)
-    count = inputs.numel() // channels
-    if count > 1:
-        batch_variance = batch_variance * ((count - 1) / count)
-    layer.moving_mean.assign(layer.moving_mean.value * layer.momentum + batch_mean * (1.0 - layer.momentum))
-    layer.moving_variance.assign(
-        layer.moving_variance.value * layer.momentum + batch_variance * (1.0 - layer.momentum)
-    )
-    if relu:
-        # In place on PyTorch's output itself, not on the permuted view: an in-place
-        # operation on a view would make autograd copy the whole gradient of its base.
-        outputs.relu_()
-    return outputs.permute(to_channels_last)
+        return kernels.batch_norm(self, inputs, training)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from ..runtime.torch.memory_format import memory_format_of, relayout
 from .fast_paths import fast_paths_enabled
 
 
@@ -44,74 +43,11 @@ def _unfold_windows(tensor, pool_size):
     return ops.reshape(tensor, (-1, height * pool_size, width * pool_size, channels))
 
 
-def _torch_fast_path(tensor) -> bool:
+def fast_path_applies(tensor) -> bool:
     """True for a real (not symbolic) 4-D tensor on the torch backend."""
     if keras.config.backend() != "torch" or len(tensor.shape) != 4 or not fast_paths_enabled():
         return False
     return getattr(getattr(tensor, "device", None), "type", "meta") != "meta"
-
-
-def _window_origins(torch, pooled_height, pooled_width, pool_size, width, device):
-    """Plane-wide index (int32) of the top-left pixel of every window, shape (h/p, w/p)."""
-    rows = torch.arange(pooled_height, dtype=torch.int32, device=device) * (pool_size * width)
-    columns = torch.arange(pooled_width, dtype=torch.int32, device=device) * pool_size
-    return rows[:, None] + columns[None, :]
-
-
-# Index arithmetic, all in int32 and in place where possible: a window position
-# (row, column) is ``row * pool_size + column`` locally and ``origin + row *
-# width + column`` in the plane, so local = offset - row * (width - pool_size)
-# and plane = origin + local + row * (width - pool_size).
-def torch_max_pool_plane(inputs, pool_size):
-    """Max pooling of NHWC ``inputs`` (torch): ``(pooled NHWC, PyTorch's plane-wide int64 indices, NCHW-shaped)``."""
-    import torch.nn.functional as functional
-
-    channels_first = inputs.permute(0, 3, 1, 2)  # view; channels-last memory
-    pooled, plane_indices = functional.max_pool2d(channels_first, pool_size, return_indices=True)
-    return pooled.permute(0, 2, 3, 1), plane_indices
-
-
-def torch_max_unpool_plane(values, plane_indices, pool_size):
-    """Unpooling of NHWC ``values`` (torch) with PyTorch's plane-wide indices from :func:`torch_max_pool_plane`."""
-    import torch.nn.functional as functional
-
-    height, width = values.shape[1] * pool_size, values.shape[2] * pool_size
-    values = values.permute(0, 3, 1, 2)
-    if values.requires_grad:
-        # max_unpool2d's backward is a gather that returns an NCHW-contiguous gradient; with
-        # channels-last values every backward kernel before it (ReLU, batch norm) would then read
-        # two layouts at once, several times slower than one (measured: 2.9 ms against 0.4 ms for
-        # the ReLU at 16 x 64 x 64 x 16). The identity below hands the gradient back in the values'
-        # own layout.
-        values = relayout(values, memory_format_of(values))
-    unpooled = functional.max_unpool2d(values, plane_indices, pool_size, output_size=(height, width))
-    return unpooled.permute(0, 2, 3, 1)
-
-
-def _torch_max_pool_with_argmax(inputs, pool_size):
-    import torch
-
-    pooled, plane_indices = torch_max_pool_plane(inputs, pool_size)
-    width = inputs.shape[2]
-    origins = _window_origins(torch, pooled.shape[1], pooled.shape[2], pool_size, width, inputs.device)
-    offset = torch.empty_like(plane_indices, dtype=torch.int32)
-    torch.sub(plane_indices, origins, out=offset)
-    rows = torch.div(offset, width, rounding_mode="floor")
-    local = offset.sub_(rows.mul_(width - pool_size))
-    return pooled, local.permute(0, 2, 3, 1)
-
-
-def _torch_max_unpool(values, indices, pool_size):
-    import torch
-
-    width = values.shape[2] * pool_size
-    local = indices.permute(0, 3, 1, 2)
-    if local.dtype != torch.int32:
-        local = local.to(torch.int32)
-    origins = _window_origins(torch, values.shape[1], values.shape[2], pool_size, width, values.device)
-    rows = torch.div(local, pool_size, rounding_mode="floor")
-    plane_indices = (local + origins).add_(rows, alpha=width - pool_size).to(torch.int64)
-    return torch_max_unpool_plane(values, plane_indices, pool_size)
 
 
 @keras.saving.register_keras_serializable(package="universal_models")
@@ -134,8 +70,10 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         self.pool_size = int(pool_size)
 
     def call(self, inputs):
-        if _torch_fast_path(inputs):
-            return list(_torch_max_pool_with_argmax(inputs, self.pool_size))
+        if fast_path_applies(inputs):
+            from ..runtime.torch import kernels
+
+            return list(kernels.max_pool_with_argmax(inputs, self.pool_size))
         windows = _fold_windows(inputs, self.pool_size)
         pooled = ops.max(windows, axis=3)
         indices = ops.cast(ops.argmax(windows, axis=3), "int32")
@@ -174,8 +112,10 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     def call(self, inputs):
         values, indices = inputs
-        if _torch_fast_path(values):
-            return _torch_max_unpool(values, indices, self.pool_size)
+        if fast_path_applies(values):
+            from ..runtime.torch import kernels
+
+            return kernels.max_unpool(values, indices, self.pool_size)
         mask = ops.one_hot(indices, self.pool_size * self.pool_size, axis=3, dtype=values.dtype)
         windows = mask * ops.expand_dims(values, 3)
         return _unfold_windows(windows, self.pool_size)

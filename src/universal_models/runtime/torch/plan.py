@@ -56,14 +56,11 @@ from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 from keras.src.backend.torch.core import TORCH_DTYPES
 
 from ...layers.activation import Activation
-from ...layers.normalization import BatchNormalization, _fast_path_applies, torch_batch_norm, torch_inference_affine
-from ...layers.pooling import (
-    MaxPoolingWithArgmax2D,
-    MaxUnpooling2D,
-    _torch_fast_path,
-    torch_max_pool_plane,
-    torch_max_unpool_plane,
-)
+from ...layers.normalization import BatchNormalization
+from ...layers.normalization import fast_path_applies as batch_norm_fast_path_applies
+from ...layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from ...layers.pooling import fast_path_applies as pooling_fast_path_applies
+from .kernels import batch_norm, batch_norm_inference_affine, max_pool_plane, max_unpool_plane
 from .memory_format import relayout
 
 
@@ -359,7 +356,7 @@ class GraphPlan:
         if step.kind == "unpool":
             unpooled, indices = args[0]
             if isinstance(indices, _PlaneIndices):
-                return torch_max_unpool_plane(unpooled, indices.tensor, step.layer.pool_size)
+                return max_unpool_plane(unpooled, indices.tensor, step.layer.pool_size)
         prepared = step.prepare(args, kwargs) if step.kind != "keras" else None
         if prepared is None:
             outputs = step.call_keras(args, kwargs, training)
@@ -368,14 +365,14 @@ class GraphPlan:
             fold = None
             if step.fold is not None and not torch.is_grad_enabled():
                 norm = step.fold.layer
-                if not (training and norm.trainable) and _fast_path_applies(norm, prepared[0], None):
+                if not (training and norm.trainable) and batch_norm_fast_path_applies(norm, prepared[0], None):
                     fold = norm
                     folded.add(id(step.fold))
             return _conv2d(step.layer, prepared[0], fold, relu=step.relu or (fold is not None and step.fold.relu))
-        if step.kind == "batch_norm" and _fast_path_applies(step.layer, prepared[0], None):
-            return torch_batch_norm(step.layer, prepared[0], training, relu=step.relu)
-        if step.kind == "argmax_pool" and _torch_fast_path(prepared[0]):
-            pooled, plane_indices = torch_max_pool_plane(prepared[0], step.layer.pool_size)
+        if step.kind == "batch_norm" and batch_norm_fast_path_applies(step.layer, prepared[0], None):
+            return batch_norm(step.layer, prepared[0], training, relu=step.relu)
+        if step.kind == "argmax_pool" and pooling_fast_path_applies(prepared[0]):
+            pooled, plane_indices = max_pool_plane(prepared[0], step.layer.pool_size)
             return [pooled, _PlaneIndices(plane_indices)]
         scope = _KEEP if autocast is None else _autocast_for(step.layer, autocast[0])
         if scope is _KEEP:
@@ -460,7 +457,7 @@ def _conv2d(layer: keras.layers.Conv2D, inputs, fold: BatchNormalization | None 
     kernel = _kernel_in(layer, inputs)
     bias = _raw_value(layer.bias) if layer.use_bias else None
     if fold is not None:  # gradient-free: written straight into the layout oneDNN reads (no reorder copy)
-        scale, shift = torch_inference_affine(fold)
+        scale, shift = batch_norm_inference_affine(fold)
         kernel = torch.mul(kernel, scale.view(-1, 1, 1, 1),
                            out=torch.empty(kernel.shape, dtype=kernel.dtype, device=kernel.device,
                                            memory_format=torch.channels_last))
