@@ -43,6 +43,17 @@ def test_old_paths_in_a_fresh_process():
     assert result.stdout.strip().endswith("ok")
 
 
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_old_path_as_an_attribute_of_the_package(old):
+    # ``um.allocator.keep_freed_memory``: attributes as they were when the package imported these itself
+    import universal_models as um
+
+    parent, _, child = old.rpartition(".")
+    if parent != "universal_models":
+        pytest.skip("only the package's own submodules were reached this way")
+    assert getattr(um, child) is importlib.import_module(MOVED[old])
+
+
 def test_monkeypatch_through_an_old_path_reaches_the_code(monkeypatch):
     import universal_models.evaluation as old
     import universal_models.inference.evaluation as new

@@ -42,6 +42,19 @@ def backend() -> str:
     return keras.config.backend()
 
 
+
+def __getattr__(name: str):
+    # an old submodule reached as an attribute (``universal_models.allocator``), as it was when
+    # the package imported it itself
+    from ._compat import MOVED
+
+    if f"{__name__}.{name}" in MOVED:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "GraphModel",
     "ModelInfo",
