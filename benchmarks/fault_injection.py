@@ -67,6 +67,12 @@ def _environment() -> dict:
     return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
 
 
+def _resume(command: list[str], folder: Path) -> subprocess.CompletedProcess:
+    """``umodels train --resume`` of the run in ``folder``, to its end (no kill)."""
+    return subprocess.run(command + ["train", "--resume", "--output", str(folder)], env=_environment(),
+                          capture_output=True, text=True, timeout=600)
+
+
 def _epoch(folder: Path) -> int:
     from universal_models.training import read_checkpoint_state
 
@@ -118,13 +124,7 @@ def main() -> int:
         if folder is None or _epoch(folder) >= args.epochs:
             if folder is not None and not (folder / "metrics.json").exists():
                 # a run at its last epoch, resumed once more without a kill: it must end and be evaluated
-                done = subprocess.run(
-                    command + ["train", "--resume", "--output", str(folder)],
-                    env=_environment(),
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                )
+                done = _resume(command, folder)
                 if done.returncode != 0 or not (folder / "metrics.json").exists():
                     failures.append(f"{folder.name}: final resume failed: {done.stderr.strip()[-300:]}")
                 else:
@@ -181,13 +181,7 @@ def main() -> int:
         )
         resume = True
     while _epoch(folder) < args.epochs or not (folder / "metrics.json").exists():  # finish the last run
-        done = subprocess.run(
-            command + ["train", "--resume", "--output", str(folder)],
-            env=_environment(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        done = _resume(command, folder)
         if done.returncode != 0:
             failures.append(f"{folder.name}: resume failed: {done.stderr.strip()[-300:]}")
             break
